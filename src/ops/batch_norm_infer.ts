@@ -1,0 +1,34 @@
+/** The inference-mode op: batchNormInfer(x, mean, variance, gamma, beta, {axis, epsilon}) → y. */
+import {engine, ones, reshape, Tensor, tidy, zeros} from '@tensorflow/tfjs-core';
+import {BatchNormAttrs, BatchNormInfer} from '../kernel_names';
+import {batchNormInferComposite} from './batch_norm_composite';
+import {BatchNormOptions, DEFAULT_AXIS, DEFAULT_EPSILON, hasFusedKernel} from './batch_norm_train';
+import {checkCommon, checkPerChannel} from './validate';
+
+/**
+ * Normalizes x with given (moving) statistics: y = (x − mean)/√(variance + ε)·γ + β per channel.
+ * Correct for any channel axis, unlike tf.batchNorm on cpu/wasm with channels-first broadcasts.
+ */
+export function batchNormInfer(
+    x: Tensor, mean: Tensor, variance: Tensor, gamma: Tensor | null, beta: Tensor | null,
+    options: BatchNormOptions = {}): Tensor {
+  const fn = 'batchNormInfer';
+  const args = checkCommon(fn, x, options.axis ?? DEFAULT_AXIS, options.epsilon ?? DEFAULT_EPSILON);
+  const m = checkPerChannel(fn, 'mean', mean, args.channels, false) as Tensor;
+  const v = checkPerChannel(fn, 'variance', variance, args.channels, false) as Tensor;
+  const g = checkPerChannel(fn, 'gamma', gamma, args.channels, true);
+  const b = checkPerChannel(fn, 'beta', beta, args.channels, true);
+  if (!hasFusedKernel(BatchNormInfer, args.axes)) return batchNormInferComposite(args.x, m, v, g, b, args);
+  return tidy(() => {
+    const perChannel = [args.channels];
+    const attrs: BatchNormAttrs = {axis: args.axes, epsilon: args.epsilon};
+    const inputs = {
+      x: args.x,
+      mean: reshape(m, perChannel),
+      variance: reshape(v, perChannel),
+      gamma: g == null ? ones(perChannel) : reshape(g, perChannel),
+      beta: b == null ? zeros(perChannel) : reshape(b, perChannel),
+    };
+    return engine().runKernel(BatchNormInfer, inputs, attrs) as Tensor;
+  });
+}
