@@ -1,11 +1,11 @@
 /** Jest runs the TypeScript tests through ts-jest; `npm test` type-checks the whole tree first, so
- * ts-jest only transpiles (isolatedModules), which keeps the suite fast on a 2-core machine. */
+ * ts-jest only transpiles (isolatedModules in tsconfig.json), which keeps the suite fast on a 2-core machine. */
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
   transform: {
-    '^.+\\.ts$': ['ts-jest', {isolatedModules: true, diagnostics: false}],
+    '^.+\\.ts$': ['ts-jest', {diagnostics: false}],
   },
   testTimeout: 120000,
   maxWorkers: 2,

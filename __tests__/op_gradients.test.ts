@@ -1,0 +1,110 @@
+/**
+ * Finite-difference checks of the closed-form gradient on random shapes and axes, including the
+ * gradient that flows through the mean and variance outputs. The loss
+ *   L = Σ y·wy + Σ mean·wm + Σ variance·wv
+ * is evaluated by the op itself and summed in float64; central differences with h = 3e-3 carry
+ * O(h²) truncation and float32 rounding of about 1e-7·|y|/h, so analytic and numeric gradients
+ * must agree within 2e-3 in |analytic − numeric| / (1 + |numeric|).
+ */
+import * as tf from '@tensorflow/tfjs';
+import {batchNormTrain, BatchNormTrainResult} from '../src';
+import {batchNormTrainComposite} from '../src/ops/batch_norm_composite';
+import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
+import {checkCommon} from '../src/ops/validate';
+import {describeEachBackend} from './support/backends';
+import {expectClose} from './support/golden';
+
+const H = 3e-3;
+const TOLERANCE = 2e-3;
+
+/** Small deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
+function random(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Train = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => BatchNormTrainResult;
+
+interface Problem {
+  shape: number[];
+  axis: number | number[];
+  x: Float32Array;
+  gamma: Float32Array;
+  beta: Float32Array;
+  wy: Float32Array;
+  wm: Float32Array;
+  wv: Float32Array;
+}
+
+function makeProblem(seed: number): Problem {
+  const rand = random(seed);
+  const rank = 2 + Math.floor(rand() * 4);  // ranks 2..5
+  const shape = Array.from({length: rank}, () => 2 + Math.floor(rand() * 3));
+  const channelAxis = Math.floor(rand() * rank) - (rand() < 0.5 ? rank : 0);  // negative or not
+  const axis = rank >= 4 && rand() < 0.3 ? [1, rank - 1] : channelAxis;
+  const channels = channelCount(shape, normalizeAxes(axis, rank));
+  const size = shape.reduce((a, b) => a * b, 1);
+  const fill = (n: number, scale: number, offset = 0) => Float32Array.from({length: n}, () => offset + scale * (rand() * 2 - 1));
+  return {shape, axis, x: fill(size, 2, 1), gamma: fill(channels, 0.5, 1), beta: fill(channels, 0.5),
+          wy: fill(size, 1), wm: fill(channels, 1), wv: fill(channels, 1)};
+}
+
+function loss(train: Train, p: Problem, x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Scalar {
+  const {y, mean, variance} = train(x, g, b);
+  return tf.addN([tf.sum(tf.mul(y, tf.tensor(p.wy, p.shape))), tf.sum(tf.mul(mean, tf.tensor(p.wm))),
+                  tf.sum(tf.mul(variance, tf.tensor(p.wv)))]) as tf.Scalar;
+}
+
+/** Float64 sum of the loss terms from the op's float32 outputs, to keep differencing noise low. */
+function lossValue(train: Train, p: Problem, x: Float32Array, g: Float32Array, b: Float32Array): number {
+  return tf.tidy(() => {
+    const {y, mean, variance} = train(tf.tensor(x, p.shape), tf.tensor(g), tf.tensor(b));
+    const dot = (a: ArrayLike<number>, w: ArrayLike<number>) => {
+      let s = 0;
+      for (let i = 0; i < a.length; i++) s += a[i] * w[i];
+      return s;
+    };
+    return dot(y.dataSync(), p.wy) + dot(mean.dataSync(), p.wm) + dot(variance.dataSync(), p.wv);
+  });
+}
+
+function numericGradient(f: (v: Float32Array) => number, v: Float32Array): Float64Array {
+  const out = new Float64Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const plus = Float32Array.from(v);
+    const minus = Float32Array.from(v);
+    plus[i] += H;
+    minus[i] -= H;
+    // Divide by the steps actually taken after float32 rounding.
+    out[i] = (f(plus) - f(minus)) / (plus[i] - minus[i]);
+  }
+  return out;
+}
+
+const trains: Array<[string, (axis: number | number[]) => Train]> = [
+  ['batchNormTrain', axis => (x, g, b) => batchNormTrain(x, g, b, {axis})],
+  ['composite', axis => (x, g, b) => batchNormTrainComposite(x, g, b, checkCommon('test', x, axis, 1e-3))],
+];
+
+describeEachBackend('finite-difference gradient checks', backend => {
+  for (const [name, makeTrain] of trains) {
+    test.each([11, 12, 13, 14, 15, 16])(`${name}, random problem seed %i`, seed => {
+      const p = makeProblem(seed);
+      const train = makeTrain(p.axis);
+      const analytic = tf.tidy(() => {
+        const grads = tf.grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => loss(train, p, x, g, b));
+        return grads([tf.tensor(p.x, p.shape), tf.tensor(p.gamma), tf.tensor(p.beta)]).map(t => t.dataSync());
+      });
+      const label = `${backend}/${name} shape [${p.shape}] axis ${JSON.stringify(p.axis)}`;
+      expectClose(analytic[0], numericGradient(v => lossValue(train, p, v, p.gamma, p.beta), p.x), TOLERANCE, `${label} dx`);
+      expectClose(analytic[1], numericGradient(v => lossValue(train, p, p.x, v, p.beta), p.gamma), TOLERANCE, `${label} dgamma`);
+      expectClose(analytic[2], numericGradient(v => lossValue(train, p, p.x, p.gamma, v), p.beta), TOLERANCE, `${label} dbeta`);
+    });
+  }
+});
