@@ -12,3 +12,5 @@ export {batchNormInfer} from './ops/batch_norm_infer';
 export type {AxisArg} from './ops/validate';
 export {BatchNormTrain as BATCH_NORM_TRAIN_KERNEL, BatchNormTrainGrad as BATCH_NORM_TRAIN_GRAD_KERNEL, BatchNormInfer as BATCH_NORM_INFER_KERNEL} from './kernel_names';
 export {registerBatchNorm} from './register';
+export {BatchNorm, batchNormalization} from './layers/batch_norm';
+export type {BatchNormArgs} from './layers/batch_norm';
