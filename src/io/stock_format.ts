@@ -1,0 +1,73 @@
+/**
+ * Interop with models that use the stock tfjs / Keras `BatchNormalization` layer, both ways:
+ * loading them with BatchNorm in its place, and saving BatchNorm models in the stock format.
+ * BatchNorm's config keys and weights are the stock ones, so the two formats differ only in the
+ * class name, and in an axis list, which the stock format cannot hold.
+ */
+import {io, serialization} from '@tensorflow/tfjs-core';
+import {BatchNorm} from '../layers/batch_norm';
+import {forEachLayerEntry, LayerEntry, soleHandler} from './model_checks';
+
+const STOCK_CLASS_NAME = 'BatchNormalization';
+
+/**
+ * Makes deserialization (tf.loadLayersModel, tf.models.modelFromJSON, …) build BatchNorm for
+ * 'BatchNormalization' entries, e.g. in models saved by stock tfjs or converted from Keras.
+ * Returns a function that restores the stock registration exactly (calling it again does nothing).
+ */
+export function replaceBuiltinBatchNormalization(): () => void {
+  const classNameMap = serialization.SerializationMap.getMap().classNameMap;
+  const hadEntry = Object.prototype.hasOwnProperty.call(classNameMap, STOCK_CLASS_NAME);
+  const previous = classNameMap[STOCK_CLASS_NAME];
+  // The same [class, fromConfig] pair tf.serialization.registerClass stores for BatchNorm itself.
+  classNameMap[STOCK_CLASS_NAME] = [BatchNorm, BatchNorm.fromConfig];
+  let undone = false;
+  return () => {
+    if (undone) return;
+    undone = true;
+    if (hadEntry) classNameMap[STOCK_CLASS_NAME] = previous;
+    else delete classNameMap[STOCK_CLASS_NAME];
+  };
+}
+
+/** Rewrites one BatchNorm entry of a topology (in place) into the stock form, or says why it cannot. */
+function toStockEntry(entry: LayerEntry): void {
+  const config = entry.config;
+  const axis = config.axis;
+  if (Array.isArray(axis)) {
+    if (axis.length !== 1) {
+      throw new Error(`stockFormat: layer '${String(config.name)}' (BatchNorm) has axis [${axis.join(', ')}], which the ` +
+          `stock BatchNormalization format cannot express (it takes a single integer axis); save this model ` +
+          `without stockFormat, and load it with this package imported`);
+    }
+    config.axis = axis[0];
+  }
+  entry.class_name = STOCK_CLASS_NAME;
+}
+
+/**
+ * The artifacts with every BatchNorm layer written as a stock BatchNormalization layer (a deep
+ * copy; the argument is left as it was). Throws, naming the layer and the option, when a layer
+ * uses an option the stock format cannot express.
+ */
+export function toStockArtifacts(artifacts: io.ModelArtifacts): io.ModelArtifacts {
+  if (artifacts.modelTopology == null || artifacts.modelTopology instanceof ArrayBuffer) return artifacts;
+  const topology = JSON.parse(JSON.stringify(artifacts.modelTopology)) as {};
+  forEachLayerEntry(topology, entry => {
+    if (entry.class_name === BatchNorm.className) toStockEntry(entry);
+  });
+  return {...artifacts, modelTopology: topology};
+}
+
+/**
+ * A save handler that writes BatchNorm layers as stock `BatchNormalization` layers, so stock tfjs
+ * (without this package) and the Keras converter can read the model, then saves through `target`
+ * (an IOHandler or a URL such as 'file://dir', 'http://…', 'indexeddb://…').
+ * Usage: `await model.save(stockFormat('file://./my-model'))`.
+ */
+export function stockFormat(target: string | io.IOHandler): io.IOHandler {
+  const inner = typeof target === 'string' ? soleHandler('stockFormat', target, 'save') : target;
+  if (inner.save == null) throw new Error('stockFormat: the handler given cannot save (it has no save method)');
+  const save = inner.save.bind(inner);
+  return {save: async artifacts => save(toStockArtifacts(artifacts))};
+}
