@@ -1,0 +1,111 @@
+/**
+ * What the benchmark measures: the shapes, and the two contenders (this package's BatchNorm layer
+ * and the stock tf.layers.batchNormalization) behind one interface, so inference and the training
+ * step are timed with exactly the same code for both.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {batchNormalization} from '../src';
+
+/** One benchmarked input: its shape and channel axis. */
+export interface BenchShape {
+  id: string;
+  label: string;
+  shape: number[];
+  axis: number;
+}
+
+/** The shapes of issue 4. The first is the one the targets are stated at. */
+export const SHAPES: BenchShape[] = [
+  {id: 'nhwc', label: '[32,32,32,64] channels-last', shape: [32, 32, 32, 64], axis: -1},
+  {id: 'nchw', label: '[32,64,32,32] channels-first', shape: [32, 64, 32, 32], axis: 1},
+  {id: 'dense', label: '[256,1024] dense', shape: [256, 1024], axis: -1},
+  {id: 'rank5', label: '[8,16,16,16,32] rank 5', shape: [8, 16, 16, 16, 32], axis: -1},
+];
+
+export type ContenderName = 'ours' | 'stock';
+
+/** A batch-norm implementation under test: a forward pass and the variables it trains. */
+export interface Contender {
+  readonly name: ContenderName;
+  /** y for x; in training mode this also updates the moving statistics, as a layer does. */
+  apply(x: tf.Tensor, training: boolean): tf.Tensor;
+  trainable(): tf.Variable[];
+  dispose(): void;
+}
+
+const MOMENTUM = 0.99;
+
+/**
+ * Per-channel starting weights [gamma, beta, movingMean, movingVariance], distinct per channel so a
+ * layer that mixes channels up (the stock layer in channels-first inference) shows wrong results.
+ */
+function initialWeights(channels: number): tf.Tensor1D[] {
+  return tf.tidy(() => {
+    const c = tf.range(0, channels, 1, 'float32');
+    return [tf.add(1, tf.mul(0.5, tf.sin(c))), tf.mul(0.1, tf.cos(c)), tf.add(3, tf.mul(0.2, tf.sin(tf.mul(c, 0.7)))),
+      tf.add(4, tf.mul(0.5, tf.cos(tf.mul(c, 0.3))))];
+  });
+}
+
+function channelsOf(shape: number[], axis: number): number {
+  return shape[axis < 0 ? axis + shape.length : axis];
+}
+
+/**
+ * A layer built by one inference call (which is how tfjs-layers builds weights) and given the
+ * common starting weights. Throws where the layer cannot run the shape at all (stock: rank 5).
+ */
+function layerContender(name: ContenderName, layer: tf.layers.Layer, shape: number[], axis: number): Contender {
+  try {
+    tf.tidy(() => { layer.apply(tf.zeros(shape), {training: false}); });
+  } catch (e) {
+    if (layer.built) layer.dispose();
+    throw e;
+  }
+  const init = initialWeights(channelsOf(shape, axis));
+  layer.setWeights(init);
+  tf.dispose(init);
+  return {
+    name,
+    apply: (x, training) => layer.apply(x, {training}) as tf.Tensor,
+    trainable: () => layer.trainableWeights.map(w => w.read() as tf.Variable),
+    dispose: () => { layer.dispose(); },
+  };
+}
+
+/** Creates a fresh contender, with the same starting weights whichever it is. */
+export function makeContender(name: ContenderName, {shape, axis}: BenchShape): Contender {
+  const args = {axis, momentum: MOMENTUM};
+  return layerContender(name, name === 'ours' ? batchNormalization(args) : tf.layers.batchNormalization(args), shape, axis);
+}
+
+/** The benchmark inputs: x (a variable, so its gradient is taken like gamma's) and the upstream dy. */
+export interface Inputs {
+  x: tf.Variable;
+  dy: tf.Tensor;
+}
+
+/** Deterministic inputs; x has a non-zero mean per channel so the statistics matter. */
+export function makeInputs({shape}: BenchShape): Inputs {
+  return tf.tidy(() => ({
+    x: tf.variable(tf.add(tf.randomNormal(shape, 0, 2, 'float32', 1), 3), true),
+    dy: tf.randomNormal(shape, 0, 1, 'float32', 2),
+  }));
+}
+
+/** Inference: the layer applied with training false. Returns y (caller disposes). */
+export function inferenceStep(c: Contender, {x}: Inputs): tf.Tensor {
+  return c.apply(x, false);
+}
+
+/**
+ * One training step: forward in training mode (moving statistics updated) and the gradients of
+ * sum(y·dy) for x, gamma and beta. dy is handed to tf.grads as the upstream gradient, which is
+ * exactly that gradient without timing a full-size multiply and its backward (as in a network,
+ * where dy arrives from the layers above). Returns [dx, dgamma, dbeta] (caller disposes).
+ */
+export function trainingStep(c: Contender, {x, dy}: Inputs): tf.Tensor[] {
+  // The layer reads its own variables; passing the same tensors as arguments makes tf.grads
+  // differentiate with respect to them.
+  return tf.grads(() => c.apply(x, true))([x, ...c.trainable()], dy);
+}
