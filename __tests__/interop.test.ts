@@ -50,6 +50,16 @@ async function withoutThisPackage<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Loads artifacts with replaceBuiltinBatchNormalization in effect, undoing it afterwards. */
+async function loadReplacingStock(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
+  const undo = replaceBuiltinBatchNormalization();
+  try {
+    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  } finally {
+    undo();
+  }
+}
+
 describe('replaceBuiltinBatchNormalization', () => {
   it('loads a model saved by stock tfjs with BatchNorm in place: same weights, identical predictions; undo restores the stock class', async () => {
     const stock = model(false);
@@ -57,13 +67,11 @@ describe('replaceBuiltinBatchNormalization', () => {
     const artifacts = await saveToMemory(stock);
     const stockEntry = classNameMap.BatchNormalization;
 
+    const replaced = await loadReplacingStock(artifacts);
+    expect(classNameMap.BatchNormalization).toBe(stockEntry);
     const undo = replaceBuiltinBatchNormalization();
-    let replaced: tf.LayersModel;
-    try {
-      replaced = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-    } finally {
-      undo();
-    }
+    expect(classNameMap.BatchNormalization).not.toBe(stockEntry);
+    undo();
     expect(classNameMap.BatchNormalization).toBe(stockEntry);
     undo(); // a second call changes nothing
     expect(classNameMap.BatchNormalization).toBe(stockEntry);
@@ -111,13 +119,7 @@ describe('replaceBuiltinBatchNormalization', () => {
       weightData: new Float32Array(values.flat()).buffer,
     };
 
-    const undo = replaceBuiltinBatchNormalization();
-    let ours: tf.LayersModel;
-    try {
-      ours = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-    } finally {
-      undo();
-    }
+    const ours = await loadReplacingStock(artifacts);
     expect(ours.getLayer('batch_normalization')).toBeInstanceOf(BatchNorm);
 
     // Reference: y = gamma (x - mean) / sqrt(variance + epsilon) + beta, per channel, in float64.
