@@ -166,6 +166,9 @@ export class BatchNorm extends layers.Layer {
     }
     this.channelAxes = axes;
     const channelDims = axes.map(a => shape[a] as number);
+    // Weights given to the constructor are set right after build: refuse them now, before any
+    // variable exists, so a bad list leaves nothing allocated.
+    if (this.initialWeights != null) this.checkWeights(this.initialWeights, this.weightNames().map(() => channelDims));
     this.inputSpec = [new InputSpec({ndim: shape.length, axes: Object.fromEntries(axes.map((a, i) => [a, channelDims[i]]))})];
     const o = parsedObjects(this.kerasObjects);
     if (this.scale) this.gamma = this.addWeight('gamma', channelDims, undefined, o.gammaInitializer, o.gammaRegularizer ?? undefined, true, o.gammaConstraint ?? undefined);
@@ -205,17 +208,11 @@ export class BatchNorm extends layers.Layer {
 
   /** setWeights with the layer and weight named when a count or shape does not fit; all-or-nothing. */
   override setWeights(weights: Tensor[]): void {
-    const fn = this.errorPrefix();
-    const expected = this.weights;
-    const names = expected.map(w => w.originalName.split('/').pop());
-    if (weights.length !== expected.length) {
-      throw argumentError(fn, 'weights', `has ${weights.length} tensors, expected ${expected.length}: [${names.join(', ')}]`);
+    if (!this.built) {
+      throw new Error(`${this.errorPrefix()}: setWeights before the layer is built; apply it or call build(inputShape) ` +
+          `first, or pass the weights to the constructor as 'weights'`);
     }
-    expected.forEach((w, i) => {
-      if (weights[i].shape.join() !== w.shape.join()) {
-        throw argumentError(fn, 'weights', `[${i}] (${names[i]}) has shape [${weights[i].shape}], expected [${w.shape}]`);
-      }
-    });
+    this.checkWeights(weights, this.weights.map(w => w.shape as number[]));
     super.setWeights(weights);
   }
 
@@ -244,6 +241,26 @@ export class BatchNorm extends layers.Layer {
   private updateMovingAverage(moving: LayerVariable, batch: Tensor): void {
     const m = this.momentum;
     moving.write(add(mul(moving.read(), m), mul(reshape(batch, moving.shape as number[]), 1 - m)));
+  }
+
+  /** Weight names in the stock order: gamma (if scale), beta (if center), moving_mean, moving_variance. */
+  private weightNames(): string[] {
+    return [...(this.scale ? ['gamma'] : []), ...(this.center ? ['beta'] : []), 'moving_mean', 'moving_variance'];
+  }
+
+  private checkWeights(weights: unknown, shapes: number[][]): void {
+    const fn = this.errorPrefix();
+    const names = this.weightNames();
+    if (!Array.isArray(weights) || weights.length !== shapes.length) {
+      const got = Array.isArray(weights) ? `has ${weights.length} tensors` : `is ${String(weights)}`;
+      throw argumentError(fn, 'weights', `${got}, expected ${shapes.length}: [${names.join(', ')}]`);
+    }
+    weights.forEach((w: unknown, i) => {
+      if (!(w instanceof Tensor) || w.shape.join() !== shapes[i].join()) {
+        const got = w instanceof Tensor ? `has shape [${w.shape}]` : `is ${String(w)}`;
+        throw argumentError(fn, 'weights', `[${i}] (${names[i]}) ${got}, expected shape [${shapes[i]}]`);
+      }
+    });
   }
 
   private singleInput(inputs: Tensor | Tensor[]): Tensor {
