@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
-import {BatchNorm, fileHandler} from '../src';
+import {BatchNorm, checkedLoader, fileHandler} from '../src';
 import {convBatchNormModel, expectKeepsTraining, expectSameModel, expectSamePredictions, saveToMemory, train} from './support/round_trip';
 
 // The fs/promises module object itself (not an import namespace copy), so that jest.spyOn can
@@ -93,6 +93,8 @@ describe('round-trips', () => {
       expect(loaded.getLayer('bn')).toBeInstanceOf(BatchNorm);
       expectSameModel(loaded, model);
       await expectKeepsTraining(loaded);
+      // The same files through checkedLoader (the checks file:// loads get, for any source).
+      expectSameModel(await tf.loadLayersModel(checkedLoader(tf.io.http(`${server.url}/model.json`, {fetchFunc: fetchForJest}))), model);
     } finally {
       await server.close();
     }
@@ -145,9 +147,13 @@ describe('file:// saves are atomic', () => {
     await expectOldModelIntact(dir, old, files);
   });
 
-  it('a rename that fails after weights.bin was replaced puts the old weights.bin back', async () => {
+  it.each([
+    ['with hard links', false],
+    ['on a file system without hard links (backup by copy)', true],
+  ])('a rename that fails after weights.bin was replaced puts the old weights.bin back (%s)', async (_, noLinks) => {
     const dir = `${tmp}/m`;
     const {old, files, next} = await savedOldModel(dir);
+    if (noLinks) jest.spyOn(fsp, 'link').mockRejectedValue(Object.assign(new Error('EPERM: operation not permitted (simulated)'), {code: 'EPERM'}));
     const realRename = fsp.rename;
     const renamed: string[] = [];
     jest.spyOn(fsp, 'rename').mockImplementation(async (from, to) => {

@@ -164,12 +164,7 @@ export class FileHandler implements io.IOHandler {
     const replaced: typeof files = [];
     try {
       for (const f of files) {
-        try {
-          await this.fs.link(f.final, f.backup);
-          backedUp.push(f);
-        } catch (e) {
-          if (errorCode(e) !== 'ENOENT') throw e;
-        }
+        if (await this.backUp(f.final, f.backup)) backedUp.push(f);
       }
       for (const f of files) {
         await this.fs.rename(f.temp, f.final);
@@ -183,6 +178,19 @@ export class FileHandler implements io.IOHandler {
       throw e;
     } finally {
       await Promise.all(backedUp.map(f => this.fs.rm(f.backup, {force: true})));
+    }
+  }
+
+  /** Keeps the current `file` under `backup`; false when there is none (a first save). */
+  private async backUp(file: string, backup: string): Promise<boolean> {
+    try {
+      await this.fs.link(file, backup); // a hard link: no copy of possibly large weights
+      return true;
+    } catch (e) {
+      if (errorCode(e) === 'ENOENT') return false;
+      // File systems without hard links (FAT, some network shares): copy instead.
+      await this.fs.copyFile(file, backup);
+      return true;
     }
   }
 }
