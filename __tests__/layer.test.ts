@@ -210,6 +210,21 @@ describeEachBackend('BatchNorm layer: where the stock layer fails', () => {
       model.dispose();
     });
 
+    test('and inside model.fit (the executor path)', async () => {
+      const bn = batchNormalization({epsilon, momentum});
+      const model = tf.sequential({layers: [tf.layers.masking({maskValue: 100, inputShape: [4, 3]}), bn,
+        tf.layers.flatten(), tf.layers.dense({units: 1})]});
+      model.compile({optimizer: tf.train.sgd(0), loss: 'meanSquaredError'});
+      const input = tf.tensor3d(x.map((row, b) => row.map((v, t) => (mask[b][t] === 1 ? v : [100, 100, 100]))));
+      const target = tf.zeros([2, 1]);
+      await model.fit(input, target, {epochs: 1, batchSize: 2, verbose: 0});
+      const [gotMean, gotVariance] = movingStatistics(bn);
+      expectClose(gotMean, mean.map(m => m * (1 - momentum)), 1e-5, 'moving_mean from unmasked positions');
+      expectClose(gotVariance, variance.map(v => momentum + v * (1 - momentum)), 1e-5, 'moving_variance from unmasked positions');
+      tf.dispose([input, target]);
+      model.dispose();
+    });
+
     test('an all-masked batch gives finite statistics (Keras adds 1e-7 to the weight sum) and gradients flow', () => {
       const bn = batchNormalization({momentum});
       const input = tf.tensor3d(x);
@@ -317,7 +332,7 @@ describeEachBackend('BatchNorm layer: initializers, regularizers, constraints', 
 });
 
 describeEachBackend('BatchNorm layer: memory', () => {
-  test('numTensors is stable across 100 fit steps and 100 training applies under tf.tidy', async () => {
+  test('numTensors is stable across 100 fit steps, and 100 training applies of the layer and of a model under tf.tidy', async () => {
     const model = tf.sequential({layers: [tf.layers.dense({units: 4, inputShape: [3]}), batchNormalization(), tf.layers.dense({units: 1})]});
     model.compile({optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError'});
     const x = tf.tensor2d(seededValues(8 * 3, 4), [8, 3]);
@@ -336,6 +351,14 @@ describeEachBackend('BatchNorm layer: memory', () => {
     for (let i = 0; i < 100; i++) {
       tf.tidy(() => {
         bn.apply(x4, {training: true});
+      });
+    }
+    expect(tf.memory().numTensors).toBe(afterBuild);
+
+    // The shape of tfjs #7983: a model applied in training mode under tf.tidy.
+    for (let i = 0; i < 100; i++) {
+      tf.tidy(() => {
+        model.apply(x, {training: true});
       });
     }
     expect(tf.memory().numTensors).toBe(afterBuild);

@@ -85,7 +85,8 @@ function checkAxisArgument(fn: string, axis: unknown): AxisArg {
   if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
     throw argumentError(fn, 'axis', `is ${JSON.stringify(axis)}, expected an integer or a non-empty list of integers`);
   }
-  return axis as AxisArg;
+  // A copy, so that the caller's array and the config this layer reports stay independent.
+  return Array.isArray(axis) ? [...axis] : (axis as number);
 }
 
 function checkMomentum(fn: string, momentum: unknown): number {
@@ -137,8 +138,9 @@ export class BatchNorm extends layers.Layer {
   private channelAxes: number[] = [];
   private gamma: LayerVariable | null = null;
   private beta: LayerVariable | null = null;
-  private movingMean: LayerVariable | null = null;
-  private movingVariance: LayerVariable | null = null;
+  // Created by build, which apply runs before the first call.
+  private movingMean!: LayerVariable;
+  private movingVariance!: LayerVariable;
 
   constructor(args: BatchNormArgs = {}) {
     const kerasObjects = parseKerasObjects(args);
@@ -195,13 +197,13 @@ export class BatchNorm extends layers.Layer {
       const useBatchStatistics = training && this.trainable;
 
       if (!useBatchStatistics) {
-        return batchNormInfer(x, this.variable(this.movingMean).read(), this.variable(this.movingVariance).read(), gamma, beta, options);
+        return batchNormInfer(x, this.movingMean.read(), this.movingVariance.read(), gamma, beta, options);
       }
       const {y, mean, variance} = mask == null ?
           batchNormTrain(x, gamma, beta, options) :
           this.maskedBatchNormTrain(x, mask, gamma, beta);
-      this.updateMovingAverage(this.variable(this.movingMean), mean);
-      this.updateMovingAverage(this.variable(this.movingVariance), variance);
+      this.updateMovingAverage(this.movingMean, mean);
+      this.updateMovingAverage(this.movingVariance, variance);
       return y;
     });
   }
@@ -281,11 +283,6 @@ export class BatchNorm extends layers.Layer {
           `[${x.shape}] without the channel axis (${this.channelAxes.join(', ')})`);
     }
     return mask;
-  }
-
-  private variable(v: LayerVariable | null): LayerVariable {
-    if (v == null) throw new Error(`${this.errorPrefix()}: the layer is not built yet`);
-    return v;
   }
 
   private errorPrefix(): string {
