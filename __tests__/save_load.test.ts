@@ -82,6 +82,20 @@ describe('round-trips', () => {
     }
   });
 
+  it('file:// with includeOptimizer: the optimizer state comes back bit-identical', async () => {
+    const model = convBatchNormModel();
+    await train(model, 1);
+    await model.save(`file://${tmp}/m`, {includeOptimizer: true});
+    const loaded = await tf.loadLayersModel(`file://${tmp}/m/model.json`);
+    expectSameModel(loaded, model);
+    const bytes = async (m: tf.LayersModel) => (await m.optimizer.getWeights()).map(w => {
+      const values = w.tensor.dataSync();
+      return Buffer.from(values.buffer, values.byteOffset, values.byteLength).toString('hex');
+    });
+    expect(loaded.optimizer.getClassName()).toBe('Adam');
+    expect(await bytes(loaded)).toEqual(await bytes(model));
+  });
+
   it('http:// (tf.io.http with Node fetch) against a local server', async () => {
     const server = await startModelServer();
     try {

@@ -17,7 +17,7 @@ const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
 
 /** Whether this is Node (the only place a file system exists). */
-export function isNode(): boolean {
+function isNode(): boolean {
   return typeof process !== 'undefined' && process.versions?.node != null;
 }
 

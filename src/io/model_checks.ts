@@ -65,7 +65,7 @@ function storedBytes(spec: io.WeightsManifestEntry): number | null {
 }
 
 /** Where each weight lies in the concatenated weight data, or null when a string weight makes that unknowable. */
-export function weightByteRanges(specs: io.WeightsManifestEntry[]): {name: string, end: number}[] | null {
+function weightByteRanges(specs: io.WeightsManifestEntry[]): {name: string, end: number}[] | null {
   let end = 0;
   const ranges: {name: string, end: number}[] = [];
   for (const spec of specs) {
