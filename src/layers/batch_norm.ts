@@ -60,8 +60,7 @@ const KERAS_BACKEND_EPSILON = 1e-7;
  * takes, so a model's layer and weight names are the ones the stock layer would have produced.
  */
 function parseKerasObjects(args: BatchNormArgs): layers.Layer {
-  const parserArgs: BatchNormalizationLayerArgs = {name: args.name};
-  for (const key of KERAS_OBJECT_ARGS) Object.assign(parserArgs, {[key]: args[key]});
+  const parserArgs: BatchNormalizationLayerArgs = {name: args.name, ...Object.fromEntries(KERAS_OBJECT_ARGS.map(key => [key, args[key]]))};
   try {
     return layers.batchNormalization(parserArgs);
   } catch (e) {
@@ -104,10 +103,10 @@ function checkBoolean(fn: string, name: string, value: unknown): boolean {
 /**
  * Keras 3 `BatchNormalization._moments` with a mask, to the letter: positions weighted by the mask
  * (cast to float), mean = Σw·x / (Σw + 1e-7), variance = Σw·(w·x − mean)² / (Σw + 1e-7), which for a
- * 0/1 mask is the biased mean and variance of the unmasked positions. `weightShape` is x's shape
- * with every channel dimension set to 1 (where Keras expands the mask at its last axis, the channel
- * axis when axis = -1). Composite tf ops differentiated by autodiff: masked training is rare, so it
- * does not get a fused kernel.
+ * 0/1 mask is the biased mean and variance of the unmasked positions. The mask takes x's shape with
+ * every channel dimension set to 1; Keras expands it at the last axis, which is the same thing for
+ * axis = -1 and is generalized here to any channel axes. Composite tf ops differentiated by autodiff:
+ * masked training is rare, so it does not get a fused kernel.
  */
 function maskedMoments(x: Tensor, mask: Tensor, axes: number[]): {mean: Tensor; variance: Tensor} {
   const reduce = reductionAxes(x.rank, axes);
