@@ -31,6 +31,8 @@ export interface Row {
   mode: Mode;
   ours: ContenderResult;
   stock: ContenderResult;
+  /** wasm only: our layer with the SIMD WebAssembly loops turned off (the JS loops in the same heap). */
+  oursJs?: ContenderResult;
 }
 
 /** Where and how the benchmark ran. */
@@ -77,6 +79,17 @@ export function markdownTable(rows: Row[]): string {
       usable ? ratio(stock.medianMs, ours.medianMs) : '–', fmtMB(ours.peakBytes), usable ? fmtMB(stock.peakBytes) : '–',
       usable ? ratio(ours.peakBytes, stock.peakBytes, 2) : '–', `${ours.kernels ?? '–'} / ${usable ? stock.kernels ?? '–' : '–'}`,
     ].join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
+/** What the SIMD WebAssembly loops buy over the JS loops on the wasm backend, as Markdown. */
+export function markdownSimdTable(rows: Row[]): string {
+  const simdRows = rows.filter(r => r.oursJs?.medianMs != null);
+  if (simdRows.length === 0) return '';
+  const lines = ['| shape | mode | SIMD loops ms | JS loops ms | speed-up |', '|---|---|---|---|---|'];
+  for (const {shapeLabel, mode, ours, oursJs} of simdRows) {
+    lines.push(`| ${shapeLabel} | ${mode} | ${fmtMs(ours.medianMs)} | ${fmtMs(oursJs?.medianMs)} | ${ratio(oursJs?.medianMs, ours.medianMs)} |`);
   }
   return lines.join('\n');
 }
@@ -150,7 +163,9 @@ golden float64 tests check) beyond 1e-3 relative; "fails" means it throws. Refer
 /** Writes bench/results.json and bench/results.md. */
 export function writeResults(dir: string, machine: Machine, rows: Row[], checks: TargetCheck[]): void {
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({machine, rows, targets: checks}, null, 2)}\n`);
+  const simd = markdownSimdTable(rows);
   const md = ['# Benchmark results', '', markdownMachine(machine), '', markdownTable(rows), '', NOTES, '',
+    ...(simd ? ['## What the SIMD WebAssembly loops buy (wasm backend, our layer)', '', simd, ''] : []),
     '## Targets (issue 4, at [32,32,32,64])', '', markdownTargets(checks), ''].join('\n');
   writeFileSync(path.join(dir, 'results.md'), md);
 }

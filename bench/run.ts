@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {backendAvailability, BackendName} from '../__tests__/support/backends';
 import {maxRelativeError} from '../__tests__/support/golden';
-import {checkTargets, ContenderResult, Machine, markdownMachine, markdownTable, markdownTargets, Mode, Row, stockNotes, writeResults} from './report';
+import {checkTargets, ContenderResult, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Mode, Row, stockNotes, writeResults} from './report';
 import {BenchShape, Contender, ContenderName, Inputs, inferenceStep, makeContender, makeInputs, SHAPES, trainingStep} from './workloads';
 
 /** How long to measure: rounds alternate the contenders; each round runs each task ≥ minIterations and ≥ timeMs. */
@@ -90,7 +90,7 @@ async function measure(names: ContenderName[], mode: Mode, shape: BenchShape, in
         iterations: plan.minIterations, time: plan.timeMs, warmup: round === 0,
         warmupIterations: plan.warmupIterations, warmupTime: plan.warmupMs, retainSamples: true, throws: true,
       });
-      // Alternate which contender goes first, so slow drift (heat, GC pressure) hits both alike.
+      // Alternate the order, so slow drift (heat, GC pressure, other processes) hits all alike.
       const order = round % 2 === 0 ? contenders : [...contenders].reverse();
       for (const c of order) {
         let before = 0;
@@ -128,13 +128,15 @@ async function benchBackend(backend: BackendName, shapes: BenchShape[], plan: Pl
     try {
       for (const mode of ['inference', 'training'] as Mode[]) {
         const check = compareWithOurs(mode, shape, inputs);
-        const names: ContenderName[] = check.status === 'fails' ? ['ours'] : ['ours', 'stock'];
+        const names: ContenderName[] = ['ours', ...(backend === 'wasm' ? ['ours-js' as const] : []),
+          ...(check.status === 'fails' ? [] : ['stock' as const])];
         const measured = await measure(names, mode, shape, inputs, plan);
         const row: Row = {backend, shape: shape.id, shapeLabel: shape.label, mode, ours: measured.get('ours')!,
-          stock: {...measured.get('stock'), ...check}};
+          stock: {...measured.get('stock'), ...check}, ...(measured.has('ours-js') ? {oursJs: measured.get('ours-js')} : {})};
         rows.push(row);
         const stock = row.stock.status === 'fails' ? 'fails' : `${row.stock.medianMs!.toFixed(2)} ms${row.stock.status === 'wrong' ? ' (wrong)' : ''}`;
-        console.log(`  ${backend} ${shape.label} ${mode}: ours ${row.ours.medianMs!.toFixed(2)} ms (${row.ours.samples} samples), stock ${stock}`);
+        const js = row.oursJs ? `, ours with JS loops ${row.oursJs.medianMs!.toFixed(2)} ms` : '';
+        console.log(`  ${backend} ${shape.label} ${mode}: ours ${row.ours.medianMs!.toFixed(2)} ms (${row.ours.samples} samples)${js}, stock ${stock}`);
       }
     } finally {
       tf.dispose([inputs.x, inputs.dy]);
@@ -206,7 +208,9 @@ async function main(): Promise<void> {
   console.log(`\n${markdownMachine(machine)}\n\n${markdownTable(rows)}\n`);
   for (const note of stockNotes(rows)) console.log(note);
   console.log(`\nTargets (issue 4, at [32,32,32,64]):\n${markdownTargets(checks)}`);
-  const leaks = rows.filter(r => (r.ours.leakedTensors ?? 0) !== 0);
+  const simd = markdownSimdTable(rows);
+  if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (wasm backend, our layer):\n${simd}`);
+  const leaks = rows.filter(r => (r.ours.leakedTensors ?? 0) !== 0 || (r.oursJs?.leakedTensors ?? 0) !== 0);
   for (const r of rows.filter(r => (r.stock.leakedTensors ?? 0) !== 0)) {
     console.log(`warning: stock ${r.backend} ${r.shape} ${r.mode} leaked ${r.stock.leakedTensors} tensors while timed`);
   }
@@ -215,7 +219,9 @@ async function main(): Promise<void> {
     console.log('\nwrote bench/results.json and bench/results.md');
   }
   if (leaks.length > 0) {
-    for (const r of leaks) console.error(`error: ours ${r.backend} ${r.shape} ${r.mode} leaked ${r.ours.leakedTensors} tensors`);
+    for (const r of leaks) {
+      console.error(`error: ours ${r.backend} ${r.shape} ${r.mode} leaked ${r.ours.leakedTensors} tensors (JS loops: ${r.oursJs?.leakedTensors ?? 0})`);
+    }
     process.exitCode = 1;
   }
 }

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {batchNormalization} from '../src';
+import {SIMD_FLAG} from '../src/kernels/simd';
 
 /** One benchmarked input: its shape and channel axis. */
 export interface BenchShape {
@@ -22,7 +23,8 @@ export const SHAPES: BenchShape[] = [
   {id: 'rank5', label: '[8,16,16,16,32] rank 5', shape: [8, 16, 16, 16, 32], axis: -1},
 ];
 
-export type ContenderName = 'ours' | 'stock';
+/** `ours-js`: our layer with the SIMD WebAssembly loops turned off (on wasm: what SIMD buys). */
+export type ContenderName = 'ours' | 'ours-js' | 'stock';
 
 /** A batch-norm implementation under test: a forward pass and the variables it trains. */
 export interface Contender {
@@ -30,6 +32,8 @@ export interface Contender {
   /** y for x; in training mode this also updates the moving statistics, as a layer does. */
   apply(x: tf.Tensor, training: boolean): tf.Tensor;
   trainable(): tf.Variable[];
+  /** Runs a whole step (forward and backward) in this contender's settings. */
+  run<T>(step: () => T): T;
   dispose(): void;
 }
 
@@ -69,14 +73,25 @@ function layerContender(name: ContenderName, layer: tf.layers.Layer, shape: numb
     name,
     apply: (x, training) => layer.apply(x, {training}) as tf.Tensor,
     trainable: () => layer.trainableWeights.map(w => w.read() as tf.Variable),
+    run: name === 'ours-js' ? withoutSimd : step => step(),
     dispose: () => { layer.dispose(); },
   };
+}
+
+function withoutSimd<T>(step: () => T): T {
+  const saved = tf.env().getBool(SIMD_FLAG);
+  tf.env().set(SIMD_FLAG, false);
+  try {
+    return step();
+  } finally {
+    tf.env().set(SIMD_FLAG, saved);
+  }
 }
 
 /** Creates a fresh contender, with the same starting weights whichever it is. */
 export function makeContender(name: ContenderName, {shape, axis}: BenchShape): Contender {
   const args = {axis, momentum: MOMENTUM};
-  return layerContender(name, name === 'ours' ? batchNormalization(args) : tf.layers.batchNormalization(args), shape, axis);
+  return layerContender(name, name === 'stock' ? tf.layers.batchNormalization(args) : batchNormalization(args), shape, axis);
 }
 
 /** The benchmark inputs: x (a variable, so its gradient is taken like gamma's) and the upstream dy. */
@@ -95,7 +110,7 @@ export function makeInputs({shape}: BenchShape): Inputs {
 
 /** Inference: the layer applied with training false. Returns y (caller disposes). */
 export function inferenceStep(c: Contender, {x}: Inputs): tf.Tensor {
-  return c.apply(x, false);
+  return c.run(() => c.apply(x, false));
 }
 
 /**
@@ -107,5 +122,5 @@ export function inferenceStep(c: Contender, {x}: Inputs): tf.Tensor {
 export function trainingStep(c: Contender, {x, dy}: Inputs): tf.Tensor[] {
   // The layer reads its own variables; passing the same tensors as arguments makes tf.grads
   // differentiate with respect to them.
-  return tf.grads(() => c.apply(x, true))([x, ...c.trainable()], dy);
+  return c.run(() => tf.grads(() => c.apply(x, true))([x, ...c.trainable()], dy));
 }

@@ -2,6 +2,7 @@
 import {KernelConfig, TensorInfo, util} from '@tensorflow/tfjs-core';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../kernel_names';
 import {BufferAccess, inferKernel, trainGradKernel, trainKernel} from './fused';
+import {jsLoops} from './loops';
 
 /** The part of tfjs-backend-cpu's MathBackendCPU these kernels use (typed structurally, so no import). */
 interface CpuBackend {
@@ -17,6 +18,7 @@ const cpuAccess: BufferAccess = {
     body(ins, outs);
     return outs.map((values, i) => cpu.makeTensorInfo(outputShapes[i], 'float32', values));
   },
+  loops: () => jsLoops,
 };
 
 /** Kernel configs for the cpu backend. */

@@ -6,7 +6,7 @@
 import type {KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 import type {BatchNormAttrs} from '../kernel_names';
 import {channelLayout} from '../ops/channel_axes';
-import {affinePerChannel, channelMoments, gradientPerChannel, gradientSums} from './loops';
+import {channelMoments, gradientSums, Loops} from './loops';
 
 /** How a backend exposes tensor memory to a kernel written in JS. */
 export interface BufferAccess {
@@ -16,6 +16,11 @@ export interface BufferAccess {
    */
   run(backend: unknown, inputs: TensorInfo[], outputShapes: number[][],
       body: (ins: Float32Array[], outs: Float32Array[]) => void): TensorInfo[];
+  /**
+   * The loops to run for a problem with `channels` channels. Called before `run`, so any memory
+   * they set aside is allocated before views are taken.
+   */
+  loops(backend: unknown, channels: number): Loops;
 }
 
 function attrsOf(attrs: unknown): BatchNormAttrs {
@@ -29,8 +34,9 @@ export function trainKernel(access: BufferAccess): KernelFunc {
     const {axis, epsilon} = attrsOf(attrs);
     const layout = channelLayout(x.shape, axis);
     const perChannel = [layout.channels];
+    const loops = access.loops(backend, layout.channels);
     return access.run(backend, [x, gamma, beta], [x.shape, perChannel, perChannel], ([xs, g, b], [y, mean, variance]) => {
-      const moments = channelMoments(xs, layout);
+      const moments = channelMoments(loops, xs, layout);
       const scale = new Float64Array(layout.channels);
       const offset = new Float64Array(layout.channels);
       for (let c = 0; c < layout.channels; c++) {
@@ -39,7 +45,7 @@ export function trainKernel(access: BufferAccess): KernelFunc {
         mean[c] = moments.mean[c];
         variance[c] = moments.variance[c];
       }
-      affinePerChannel(xs, y, layout, scale, offset);
+      loops.affine(xs, y, layout, scale, offset);
     });
   };
 }
@@ -57,9 +63,10 @@ export function trainGradKernel(access: BufferAccess): KernelFunc {
     const layout = channelLayout(x.shape, axis);
     const perChannel = [layout.channels];
     const n = layout.outer * layout.inner;
+    const loops = access.loops(backend, layout.channels);
     return access.run(backend, [dy, x, gamma, variance, dmean, dvariance], [x.shape, perChannel, perChannel],
         ([dys, xs, g, v, dm, dv], [dx, dgamma, dbeta]) => {
-          const sums = gradientSums(dys, xs, layout);
+          const sums = gradientSums(loops, dys, xs, layout);
           const a = new Float64Array(layout.channels);
           const b = new Float64Array(layout.channels);
           const k = new Float64Array(layout.channels);
@@ -71,7 +78,7 @@ export function trainGradKernel(access: BufferAccess): KernelFunc {
             dgamma[c] = r * sums.sumDyXc[c];
             dbeta[c] = sums.sumDy[c];
           }
-          gradientPerChannel(dys, xs, dx, layout, a, b, k);
+          loops.gradientApply(dys, xs, dx, layout, a, b, k);
         });
   };
 }
@@ -83,6 +90,7 @@ export function inferKernel(access: BufferAccess): KernelFunc {
         inputs as {x: TensorInfo; mean: TensorInfo; variance: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
     const {axis, epsilon} = attrsOf(attrs);
     const layout = channelLayout(x.shape, axis);
+    const loops = access.loops(backend, layout.channels);
     const [y] = access.run(backend, [x, mean, variance, gamma, beta], [x.shape], ([xs, m, v, g, b], [out]) => {
       const scale = new Float64Array(layout.channels);
       const offset = new Float64Array(layout.channels);
@@ -90,7 +98,7 @@ export function inferKernel(access: BufferAccess): KernelFunc {
         scale[c] = g[c] / Math.sqrt(v[c] + epsilon);
         offset[c] = b[c] - m[c] * scale[c];
       }
-      affinePerChannel(xs, out, layout, scale, offset);
+      loops.affine(xs, out, layout, scale, offset);
     });
     return y;
   };

@@ -1,13 +1,17 @@
 /**
- * The fused kernels on the `wasm` backend. They run as JS loops over Float32Array views of the
- * backend's own WebAssembly heap: no copies in or out, outputs allocated by the backend itself.
+ * The fused kernels on the `wasm` backend. They run in the backend's own WebAssembly heap: no
+ * copies in or out, outputs allocated by the backend itself. The loops are the SIMD WebAssembly
+ * ones of simd.ts where they load, else the JS loops over Float32Array views of the heap.
  */
 import type {KernelConfig, TensorInfo} from '@tensorflow/tfjs-core';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../kernel_names';
 import {BufferAccess, inferKernel, trainGradKernel, trainKernel} from './fused';
+import {wasmLoops} from './simd';
 
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use (typed structurally, so no import). */
 interface WasmBackend {
+  /** The Emscripten module: its memory and malloc. */
+  wasm: unknown;
   makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
   typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
@@ -19,6 +23,9 @@ const wasmAccess: BufferAccess = {
     const outputs = outputShapes.map(shape => wasm.makeOutput(shape, 'float32'));
     body(inputs.map(t => wasm.typedArrayFromHeap(t)), outputs.map(t => wasm.typedArrayFromHeap(t)));
     return outputs;
+  },
+  loops(backend: unknown, channels) {
+    return wasmLoops((backend as WasmBackend).wasm, channels);
   },
 };
 

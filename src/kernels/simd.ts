@@ -1,0 +1,162 @@
+/**
+ * The SIMD WebAssembly loops (simd.wat, compiled into simd_binary.ts) for the tfjs wasm backend.
+ * The module imports the backend's own WebAssembly.Memory, so it reads x and dy and writes y and dx
+ * where tfjs keeps them, with no copies. Where that is impossible (no WebAssembly SIMD, a shared
+ * memory from the multi-threaded build, synchronous compilation refused), or when the
+ * TFJS_BATCHNORM_WASM_SIMD flag is false, the plain JS loops run instead over the same memory.
+ */
+import {env} from '@tensorflow/tfjs-core';
+import type {ChannelLayout} from '../ops/channel_axes';
+import {jsLoops, Loops} from './loops';
+import {SIMD_WASM_BASE64} from './simd_binary';
+
+/** tf.env() flag: false runs the JS loops on the wasm backend instead of the SIMD ones. */
+export const SIMD_FLAG = 'TFJS_BATCHNORM_WASM_SIMD';
+env().registerFlag(SIMD_FLAG, () => true);
+
+/** The part of the Emscripten module of tfjs-backend-wasm used here (typed structurally). */
+interface EmscriptenModule {
+  asm?: {memory?: unknown};
+  _malloc(bytes: number): number;
+  _free(pointer: number): void;
+}
+
+/** simd.wat's exports; every pointer is a byte offset into the backend's memory. */
+interface SimdExports {
+  momentsLast(x: number, rows: number, channels: number, shift: number, sum: number, sumSq: number): void;
+  momentsRuns(x: number, outer: number, channels: number, inner: number, shift: number, sum: number, sumSq: number): void;
+  affineLast(x: number, y: number, rows: number, channels: number, scale: number, offset: number): void;
+  affineRuns(x: number, y: number, outer: number, channels: number, inner: number, scale: number, offset: number): void;
+  gradientSumsLast(dy: number, x: number, rows: number, channels: number, shift: number,
+                   sumDy: number, sumDyXs: number, sumXs: number): void;
+  gradientSumsRuns(dy: number, x: number, outer: number, channels: number, inner: number, shift: number,
+                   sumDy: number, sumDyXs: number, sumXs: number): void;
+  gradientApplyLast(dy: number, x: number, dx: number, rows: number, channels: number, a: number, b: number, k: number): void;
+  gradientApplyRuns(dy: number, x: number, dx: number, outer: number, channels: number, inner: number,
+                    a: number, b: number, k: number): void;
+}
+
+/** Float64 arrays a loop needs in the heap at most (gradientSums: shift and three sums). */
+const SCRATCH_ARRAYS = 4;
+
+/**
+ * The SIMD loops bound to one backend's memory. Per-channel arrays are copied through a scratch
+ * block in that memory (a few KB, kept for the backend's lifetime, grown on demand by `reserve`).
+ */
+class SimdLoops implements Loops {
+  private scratch = 0;
+  private capacity = 0;
+
+  constructor(private readonly memory: WebAssembly.Memory, private readonly heap: EmscriptenModule,
+              private readonly fns: SimdExports) {}
+
+  /** Makes room for `channels` channels; must run before views of the heap are taken (malloc may grow it). */
+  reserve(channels: number): boolean {
+    if (channels <= this.capacity) return true;
+    const pointer = this.heap._malloc(channels * SCRATCH_ARRAYS * Float64Array.BYTES_PER_ELEMENT);
+    if (pointer === 0) return false;
+    if (this.scratch !== 0) this.heap._free(this.scratch);
+    this.scratch = pointer;
+    this.capacity = channels;
+    return true;
+  }
+
+  momentSums(x: Float32Array, layout: ChannelLayout, shift: Float64Array, sum: Float64Array, sumSq: Float64Array): void {
+    if (!this.fits([x], layout)) return jsLoops.momentSums(x, layout, shift, sum, sumSq);
+    const [p, q, r] = this.put(layout.channels, shift, sum, sumSq);
+    if (layout.inner === 1) this.fns.momentsLast(x.byteOffset, layout.outer, layout.channels, p, q, r);
+    else this.fns.momentsRuns(x.byteOffset, layout.outer, layout.channels, layout.inner, p, q, r);
+    this.get(layout.channels, [1, sum], [2, sumSq]);
+  }
+
+  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, scale: Float64Array, offset: Float64Array): void {
+    if (!this.fits([x, y], layout)) return jsLoops.affine(x, y, layout, scale, offset);
+    const [p, q] = this.put(layout.channels, scale, offset);
+    if (layout.inner === 1) this.fns.affineLast(x.byteOffset, y.byteOffset, layout.outer, layout.channels, p, q);
+    else this.fns.affineRuns(x.byteOffset, y.byteOffset, layout.outer, layout.channels, layout.inner, p, q);
+  }
+
+  gradientSums(dy: Float32Array, x: Float32Array, layout: ChannelLayout, shift: Float64Array,
+               sumDy: Float64Array, sumDyXs: Float64Array, sumXs: Float64Array): void {
+    if (!this.fits([dy, x], layout)) return jsLoops.gradientSums(dy, x, layout, shift, sumDy, sumDyXs, sumXs);
+    const [p, q, r, s] = this.put(layout.channels, shift, sumDy, sumDyXs, sumXs);
+    if (layout.inner === 1) this.fns.gradientSumsLast(dy.byteOffset, x.byteOffset, layout.outer, layout.channels, p, q, r, s);
+    else this.fns.gradientSumsRuns(dy.byteOffset, x.byteOffset, layout.outer, layout.channels, layout.inner, p, q, r, s);
+    this.get(layout.channels, [1, sumDy], [2, sumDyXs], [3, sumXs]);
+  }
+
+  gradientApply(dy: Float32Array, x: Float32Array, dx: Float32Array, layout: ChannelLayout,
+                a: Float64Array, b: Float64Array, k: Float64Array): void {
+    if (!this.fits([dy, x, dx], layout)) return jsLoops.gradientApply(dy, x, dx, layout, a, b, k);
+    const [p, q, r] = this.put(layout.channels, a, b, k);
+    if (layout.inner === 1) this.fns.gradientApplyLast(dy.byteOffset, x.byteOffset, dx.byteOffset, layout.outer, layout.channels, p, q, r);
+    else this.fns.gradientApplyRuns(dy.byteOffset, x.byteOffset, dx.byteOffset, layout.outer, layout.channels, layout.inner, p, q, r);
+  }
+
+  /** Whether the arrays live in this memory (its current buffer) and the scratch block is big enough. */
+  private fits(arrays: Float32Array[], layout: ChannelLayout): boolean {
+    const buffer = this.memory.buffer;
+    return layout.channels <= this.capacity && arrays.every(a => a.buffer === buffer);
+  }
+
+  /** Copies per-channel arrays into consecutive scratch slots; returns their addresses. */
+  private put(channels: number, ...arrays: Float64Array[]): number[] {
+    const slots = new Float64Array(this.memory.buffer, this.scratch, arrays.length * channels);
+    arrays.forEach((a, i) => slots.set(a, i * channels));
+    return arrays.map((_, i) => this.scratch + i * channels * Float64Array.BYTES_PER_ELEMENT);
+  }
+
+  /** Copies scratch slots back into per-channel arrays. */
+  private get(channels: number, ...slotsAndArrays: Array<[number, Float64Array]>): void {
+    for (const [slot, array] of slotsAndArrays) {
+      array.set(new Float64Array(this.memory.buffer, this.scratch + slot * channels * Float64Array.BYTES_PER_ELEMENT, channels));
+    }
+  }
+}
+
+let compiled: WebAssembly.Module | null | undefined;  // undefined: not tried yet; null: unavailable here
+
+function simdModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    try {
+      const bytes = Uint8Array.from(atob(SIMD_WASM_BASE64), ch => ch.charCodeAt(0));
+      // Synchronous: kernels are synchronous. The module is small enough (3 KB) for browsers to allow it.
+      compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled;
+}
+
+const instances = new WeakMap<object, SimdLoops | null>();
+
+function instanceFor(heap: EmscriptenModule): SimdLoops | null {
+  let loops = instances.get(heap);
+  if (loops === undefined) {
+    loops = null;
+    const module = simdModule();
+    const memory = heap.asm?.memory;
+    if (module != null && memory instanceof WebAssembly.Memory) {
+      try {
+        const instance = new WebAssembly.Instance(module, {env: {memory}});
+        loops = new SimdLoops(memory, heap, instance.exports as unknown as SimdExports);
+      } catch {
+        // A shared memory (threaded build) does not match the module's import: keep the JS loops.
+        loops = null;
+      }
+    }
+    instances.set(heap, loops);
+  }
+  return loops;
+}
+
+/**
+ * The loops for a wasm backend's Emscripten module and a problem with `channels` channels: the
+ * SIMD loops when available and enabled, else the JS loops. Call before taking heap views.
+ */
+export function wasmLoops(heap: unknown, channels: number): Loops {
+  if (!env().getBool(SIMD_FLAG)) return jsLoops;
+  const simd = instanceFor(heap as EmscriptenModule);
+  return simd != null && simd.reserve(channels) ? simd : jsLoops;
+}
