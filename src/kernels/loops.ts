@@ -28,6 +28,10 @@ export interface Loops {
  * Rows per block in the channels-last JS loops: about 16 KB of float32, so a block stays in the L1
  * cache while each channel walks its column of it (measured about 2× faster than visiting every
  * value in memory order, which reads and writes a per-channel sum for every value).
+ *
+ * The four passes below share their loop shape on purpose: walking the pieces through a shared
+ * callback, or a shared stride variable, measured 10–60% slower (affine 3.9 → 6.4 ms at
+ * [32,32,32,64]) because V8 then no longer specializes each inner loop.
  */
 function blockRows(channels: number): number {
   return Math.max(8, Math.floor(4096 / channels));

@@ -151,6 +151,11 @@ function instanceFor(heap: EmscriptenModule): SimdLoops | null {
   return loops;
 }
 
+/** Whether the SIMD loops can run on this wasm backend's Emscripten module (lets tests see a silent fallback). */
+export function simdLoopsAvailable(heap: unknown): boolean {
+  return instanceFor(heap as EmscriptenModule) != null;
+}
+
 /**
  * The loops for a wasm backend's Emscripten module and a problem with `channels` channels: the
  * SIMD loops when available and enabled, else the JS loops. Call before taking heap views.
