@@ -156,7 +156,9 @@ on a fresh layer: *inference* is the layer applied with \`training: false\`; *tr
 training mode with the moving-statistics update, plus the gradients of sum(y·dy) for x, gamma and beta.
 Peak MB is the most memory tfjs held during one call beyond what it held before (tf.profile), and kernels the
 number of kernels that call ran. "wrong results" means the stock layer runs but disagrees with ours (which the
-golden float64 tests check) beyond 1e-3 relative; "fails" means it throws. Reference points from issue 4
+golden float64 tests check) beyond 1e-3 relative; "fails" means it throws. On the cpu backend every output
+is a fresh Float32Array, so garbage collection is part of every time (more of it once the stock layer has
+churned through hundreds of MB in the same process). Reference points from issue 4
 (not measured by this script): a C loop (gcc -O3) doing the same fused passes takes 2.6 ms for the
 [32,32,32,64] training step, PyTorch 1.13 on one thread 15 ms.`;
 

@@ -29,13 +29,6 @@ interface Plan {
 const FULL: Plan = {rounds: 3, minIterations: 2, timeMs: 300, warmupIterations: 1, warmupMs: 300};
 const QUICK: Plan = {rounds: 1, minIterations: 1, timeMs: 50, warmupIterations: 1, warmupMs: 0};
 
-/**
- * Node's garbage collector, when started with --expose-gc (npm run bench does). Collecting before
- * each contender's batch of iterations keeps one contender's garbage (the stock layer leaves
- * hundreds of MB per cpu training step) from being collected on the other's clock.
- */
-const collectGarbage = (globalThis as {gc?: () => void}).gc;
-
 /** Beyond this relative difference (|a−b|/(1+|b|)) from ours, the stock layer's results count as wrong. */
 const AGREEMENT_TOLERANCE = 1e-3;
 
@@ -102,10 +95,7 @@ async function measure(names: ContenderName[], mode: Mode, shape: BenchShape, in
       for (const c of order) {
         let before = 0;
         bench.add(c.name, () => tf.dispose(step(c, inputs)), {
-          beforeAll: () => {
-            collectGarbage?.();
-            before = tf.memory().numTensors;
-          },
+          beforeAll: () => { before = tf.memory().numTensors; },
           afterAll: () => { leaked.set(c.name, leaked.get(c.name)! + tf.memory().numTensors - before); },
         });
       }
@@ -203,7 +193,6 @@ async function main(): Promise<void> {
   const skipped: string[] = [];
   const rows: Row[] = [];
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
-  if (collectGarbage == null) console.log('note: run with node --expose-gc (as npm run bench does) to collect garbage between contenders');
   for (const backend of backends) {
     const {available, reason} = backendAvailability(backend);
     if (!available) {
