@@ -1,6 +1,7 @@
 /**
  * The three fused kernels, written once against a `BufferAccess` that says where a backend keeps
- * its float32 data. Each kernel reads x at most twice and allocates nothing full-size beyond its
+ * its float32 data and which loops (plain JS, or SIMD WebAssembly in the wasm backend's heap) run
+ * over it. Each kernel reads x at most twice and allocates nothing full-size beyond its
  * outputs; all per-channel arithmetic happens in float64.
  */
 import type {KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
@@ -8,7 +9,7 @@ import type {BatchNormAttrs} from '../kernel_names';
 import {channelLayout} from '../ops/channel_axes';
 import {channelMoments, gradientSums, Loops} from './loops';
 
-/** How a backend exposes tensor memory to a kernel written in JS. */
+/** How a backend exposes tensor memory to the kernels, and the loops that run over it. */
 export interface BufferAccess {
   /**
    * Allocates the outputs, then calls `body` with float32 views of the inputs and outputs, and
