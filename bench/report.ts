@@ -49,6 +49,8 @@ export interface Machine {
   commit: string;
   options: string;
   skipped: string[];
+  /** 1-minute load average at the start and the end of the run: above the core count, other processes competed. */
+  loadAverage: number[];
 }
 
 /** A target of issue 4 and whether this run meets it. */
@@ -146,7 +148,8 @@ export function markdownMachine(m: Machine): string {
   return [
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB; ${m.platform}; Node ${m.node}; tfjs ${m.tfjs}` +
       ` (wasm backend: SIMD ${m.wasmSimd ? 'on' : 'off'}, threads ${m.wasmThreads ? 'on' : 'off'}).`,
-    `Run: ${m.date}, commit ${m.commit}, \`npm run bench${m.options ? ` -- ${m.options}` : ''}\`.`,
+    `Run: ${m.date}, commit ${m.commit}, \`npm run bench${m.options ? ` -- ${m.options}` : ''}\`; ` +
+      `load average ${m.loadAverage.join(' → ')} on ${m.cores} cores${Math.max(...m.loadAverage) > m.cores ? ' (busy: other processes competed, times are noisier)' : ''}.`,
     ...m.skipped.map(s => `Skipped: ${s}.`),
   ].join('\n');
 }

@@ -26,7 +26,8 @@ interface Plan {
   warmupMs: number;
 }
 
-const FULL: Plan = {rounds: 3, minIterations: 2, timeMs: 300, warmupIterations: 1, warmupMs: 300};
+// Five short rounds rather than one long one: other processes' bursts then hit a few samples, not a median.
+const FULL: Plan = {rounds: 5, minIterations: 2, timeMs: 200, warmupIterations: 1, warmupMs: 300};
 const QUICK: Plan = {rounds: 1, minIterations: 1, timeMs: 50, warmupIterations: 1, warmupMs: 0};
 
 /** Beyond this relative difference (|a−b|/(1+|b|)) from ours, the stock layer's results count as wrong. */
@@ -144,7 +145,7 @@ async function benchBackend(backend: BackendName, shapes: BenchShape[], plan: Pl
   }
 }
 
-async function machineInfo(options: string, skipped: string[]): Promise<Machine> {
+async function machineInfo(options: string, skipped: string[], loadBefore: number): Promise<Machine> {
   let commit = 'unknown';
   try {
     commit = execSync('git rev-parse --short HEAD', {cwd: __dirname, stdio: ['ignore', 'pipe', 'ignore']}).toString().trim();
@@ -161,6 +162,7 @@ async function machineInfo(options: string, skipped: string[]): Promise<Machine>
     platform: `${os.platform()} ${os.arch()}`, node: process.version, tfjs: tf.version.tfjs,
     wasmSimd: await wasmFlag('WASM_HAS_SIMD_SUPPORT'), wasmThreads: await wasmFlag('WASM_HAS_MULTITHREAD_SUPPORT'),
     date: new Date().toISOString(), commit, options, skipped,
+    loadAverage: [loadBefore, os.loadavg()[0]].map(l => Math.round(l * 100) / 100),
   };
 }
 
@@ -192,6 +194,7 @@ async function main(): Promise<void> {
   const options = process.argv.slice(2).join(' ');
   const skipped: string[] = [];
   const rows: Row[] = [];
+  const loadBefore = os.loadavg()[0];
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
   for (const backend of backends) {
     const {available, reason} = backendAvailability(backend);
@@ -203,7 +206,7 @@ async function main(): Promise<void> {
     console.log(`${backend}:`);
     await benchBackend(backend, shapes, plan, rows);
   }
-  const machine = await machineInfo(options, skipped);
+  const machine = await machineInfo(options, skipped, loadBefore);
   const checks = checkTargets(rows);
   console.log(`\n${markdownMachine(machine)}\n\n${markdownTable(rows)}\n`);
   for (const note of stockNotes(rows)) console.log(note);
