@@ -150,10 +150,11 @@ function bitwiseEqual(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
 /**
  * The saved-and-loaded model against the original: weights bit for bit; predictions bit for bit on
  * cpu; predictions on the active backend within ROUND_TRIP_TOLERANCE. Why not bit for bit on webgl:
- * the same float32 weights give outputs a few ulp apart there depending on how their textures were made
- * (the trained model's variables were written by shaders, the loaded ones are uploaded from memory,
- * and tfjs then runs differently compiled shader programs); re-uploading the original's weights
- * makes its webgl predictions bitwise equal to the loaded model's.
+ * there this layer's inference is a chain of elementwise ops (not one fused kernel), and tfjs runs
+ * them as packed or unpacked shader programs depending on how the input textures were made — the
+ * trained model's moving statistics were written by (packed) shaders, the loaded ones are uploaded
+ * from memory — which round a few ulp differently. Re-uploading the original's weights makes its
+ * predictions bitwise equal to the loaded model's; the stock layer (one fused kernel) shows no difference.
  */
 async function compareRoundTrip(model: tf.LayersModel, loaded: tf.LayersModel, probe: tf.Tensor, backend: string) {
   const predict = (m: tf.LayersModel) => tf.tidy(() => Array.from((m.predict(probe) as tf.Tensor).dataSync()));
