@@ -1,10 +1,11 @@
 /**
  * `npm start`: the same small convnet trained on MNIST digits three ways — no normalization, the
  * stock tf.layers.batchNormalization, and this package's batchNormalization — at a learning rate
- * high enough for the batch-normalization paper's claim to show (it converges faster and tolerates
- * higher learning rates; at the default rate of 1 the network without it does not learn at all, and at
- * `--lr 0.1` it learns, more slowly). Prints a comparison table, saves our model with file://, loads it back and
- * checks the predictions are bit-identical, and writes the training curves as an SVG chart.
+ * high enough for the batch-normalization paper's claim to show: it converges faster and tolerates
+ * higher learning rates (at the default rate of 1 the network without it learns nothing; at
+ * `--lr 0.1` it learns, more slowly). Prints a comparison table, saves our model with file://,
+ * loads it back and checks the predictions are bit-identical, and writes the training curves as an
+ * SVG chart next to the model.
  *
  *   npm start -- [--backend cpu|wasm|tensorflow] [--epochs N] [--out DIR] [--lr RATE]
  */
@@ -261,7 +262,7 @@ function chartSvg(results: Map<Normalization, RunResult>, options: Options, back
 async function main(): Promise<void> {
   const options = parseOptions();
   const backend = await selectBackend(options.backend);
-  console.log(`backend: ${backend}; ${TRAIN_SIZE} training and ${TEST_SIZE} test digits; ${options.epochs} epochs of SGD, ` +
+  console.log(`backend: ${backend}; ${TRAIN_SIZE} training and ${TEST_SIZE} test digits; ${options.epochs} epoch${options.epochs === 1 ? "" : "s"} of SGD, ` +
     `learning rate ${options.learningRate}, batch ${BATCH_SIZE}\n`);
   const data = loadDigits();
   const results = new Map<Normalization, RunResult>();
