@@ -262,7 +262,7 @@ function chartSvg(results: Map<Normalization, RunResult>, options: Options, back
 async function main(): Promise<void> {
   const options = parseOptions();
   const backend = await selectBackend(options.backend);
-  console.log(`backend: ${backend}; ${TRAIN_SIZE} training and ${TEST_SIZE} test digits; ${options.epochs} epoch${options.epochs === 1 ? "" : "s"} of SGD, ` +
+  console.log(`backend: ${backend}; ${TRAIN_SIZE} training and ${TEST_SIZE} test digits; ${options.epochs} epoch${options.epochs === 1 ? '' : 's'} of SGD, ` +
     `learning rate ${options.learningRate}, batch ${BATCH_SIZE}\n`);
   const data = loadDigits();
   const results = new Map<Normalization, RunResult>();
