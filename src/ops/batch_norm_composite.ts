@@ -3,7 +3,8 @@
  * webgpu, tensorflow from tfjs-node) and for channel axes that are not adjacent. Same meaning and
  * same closed-form gradient (through tf.customGrad) as the fused kernels.
  */
-import {add, customGrad, div, GradSaveFunc, mean, mul, reshape, rsqrt, ones, scalar, slice, square, sub, sum, Tensor, Tensor1D, tidy, zeros} from '@tensorflow/tfjs-core';
+import {add, batchNorm, customGrad, div, getBackend, getKernel, GradSaveFunc, mean, mul, reshape, rsqrt, ones, scalar, slice, square, sub, sum, Tensor, Tensor1D, tidy, zeros} from '@tensorflow/tfjs-core';
+import {BatchNormInfer} from '../kernel_names';
 import {broadcastShape, reductionAxes} from './channel_axes';
 import type {BatchNormTrainResult} from './batch_norm_train';
 
@@ -59,15 +60,28 @@ export function batchNormTrainComposite(
   });
 }
 
-/** Inference-mode batch normalization from tf ops with given statistics; gamma/beta may be null. */
+/**
+ * Inference-mode batch normalization from tf ops with given statistics; gamma/beta may be null.
+ * On backends without this package's kernels (webgl, webgpu, tensorflow) and rank <= 4 it is the
+ * backend's own FusedBatchNorm kernel, which broadcasts correctly there: one kernel rounds the same
+ * however the backend stored its inputs (webgl's packed and unpacked programs round a chain of
+ * elementwise ops differently, so a reloaded model would not predict bit for bit the same). cpu and
+ * wasm reach this function only for non-adjacent channel axes, and their FusedBatchNorm kernels
+ * broadcast along trailing axes only (tfjs #1106), so they get the elementwise chain.
+ */
 export function batchNormInferComposite(
     x: Tensor, movingMean: Tensor, movingVariance: Tensor, gamma: Tensor | null, beta: Tensor | null,
     {axes, epsilon}: CompositeArgs): Tensor {
   return tidy(() => {
     const shape = broadcastShape(x.shape, axes);
-    let scale = rsqrt(add(reshape(movingVariance, shape), scalar(epsilon)));
-    if (gamma != null) scale = mul(scale, reshape(gamma, shape));
-    const y = mul(sub(x, reshape(movingMean, shape)), scale);
-    return beta == null ? y : add(y, reshape(beta, shape));
+    const perChannel = (t: Tensor) => reshape(t, shape);
+    if (x.rank <= 4 && getKernel(BatchNormInfer, getBackend()) == null) {
+      return batchNorm(x, perChannel(movingMean), perChannel(movingVariance), beta == null ? undefined : perChannel(beta),
+                       gamma == null ? undefined : perChannel(gamma), epsilon);
+    }
+    let scale = rsqrt(add(perChannel(movingVariance), scalar(epsilon)));
+    if (gamma != null) scale = mul(scale, perChannel(gamma));
+    const y = mul(sub(x, perChannel(movingMean)), scale);
+    return beta == null ? y : add(y, perChannel(beta));
   });
 }

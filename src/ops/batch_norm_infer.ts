@@ -7,7 +7,7 @@ import {checkCommon, checkPerChannel} from './validate';
 
 /**
  * Normalizes x with given (moving) statistics: y = (x − mean)/√(variance + ε)·γ + β per channel.
- * Correct for any channel axis, unlike tf.batchNorm on cpu/wasm with channels-first broadcasts.
+ * Correct for any channel axis, unlike tf.batchNorm on cpu/wasm with channels-first broadcasts (tfjs #1106).
  */
 export function batchNormInfer(
     x: Tensor, mean: Tensor, variance: Tensor, gamma: Tensor | null, beta: Tensor | null,
