@@ -4,6 +4,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
+  setupFiles: ['<rootDir>/__tests__/support/quiet.ts'],
   transform: {
     '^.+\\.ts$': ['ts-jest', {diagnostics: false}],
   },
