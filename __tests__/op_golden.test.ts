@@ -81,10 +81,10 @@ describeEachBackend('fused kernels are the path taken', () => {
 }, ['cpu', 'wasm']);
 
 describeEachBackend('fused kernels agree with the composite path', () => {
-  // Random shapes, axes and an offset; both float32 implementations should agree to about 1e-5.
+  // Assorted shapes (ranks 2 to 6), axes and an offset; both float32 implementations should agree to about 1e-5.
   const configs: Array<{shape: number[]; axis: number | number[]}> = [
     {shape: [7, 5], axis: -1}, {shape: [3, 4, 6, 8], axis: 1}, {shape: [2, 3, 4, 5, 6], axis: 2},
-    {shape: [5, 2, 3, 4], axis: [1, 2]}, {shape: [6, 4, 3], axis: 0},
+    {shape: [5, 2, 3, 4], axis: [1, 2]}, {shape: [6, 4, 3], axis: 0}, {shape: [2, 3, 2, 4, 2, 3], axis: -3},
   ];
   test.each(configs)('shape $shape axis $axis: y, mean, variance, dx, dgamma, dbeta within 1e-5', ({shape, axis}) => {
     tf.tidy(() => {
