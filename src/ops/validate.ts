@@ -14,7 +14,7 @@ export function argumentError(fn: string, arg: string, problem: string): Error {
   return new Error(`${fn}: argument '${arg}' ${problem}`);
 }
 
-function describe(value: unknown): string {
+function describeValue(value: unknown): string {
   if (value instanceof Tensor) return `a ${value.dtype} tensor of shape [${value.shape}]`;
   if (Array.isArray(value)) return `[${value.join(', ')}]`;
   return typeof value === 'string' ? `'${value}'` : String(value);
@@ -27,12 +27,12 @@ export function checkAxes(fn: string, axis: AxisArg, rank: number): number[] {
   if (list.length === 0) throw argumentError(fn, 'axis', `is [], expected ${expected}`);
   for (const a of list) {
     if (!Number.isInteger(a) || a < -rank || a >= rank) {
-      throw argumentError(fn, 'axis', `is ${describe(axis)}, expected ${expected}`);
+      throw argumentError(fn, 'axis', `is ${describeValue(axis)}, expected ${expected}`);
     }
   }
   const axes = normalizeAxes(list, rank);
   if (axes.some((a, i) => i > 0 && a === axes[i - 1])) {
-    throw argumentError(fn, 'axis', `is ${describe(axis)}, which names the same axis twice for an input of rank ${rank}`);
+    throw argumentError(fn, 'axis', `is ${describeValue(axis)}, which names the same axis twice for an input of rank ${rank}`);
   }
   return axes;
 }
@@ -40,14 +40,14 @@ export function checkAxes(fn: string, axis: AxisArg, rank: number): number[] {
 /** Checks that epsilon is a finite positive number. */
 export function checkEpsilon(fn: string, epsilon: unknown): number {
   if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon <= 0) {
-    throw argumentError(fn, 'epsilon', `is ${describe(epsilon)}, expected a finite number > 0`);
+    throw argumentError(fn, 'epsilon', `is ${describeValue(epsilon)}, expected a finite number > 0`);
   }
   return epsilon;
 }
 
 /** Checks that x is a non-empty float32 tensor of rank >= 2. */
 export function checkInput(fn: string, x: unknown): Tensor {
-  if (!(x instanceof Tensor)) throw argumentError(fn, 'x', `is ${describe(x)}, expected a tf.Tensor`);
+  if (!(x instanceof Tensor)) throw argumentError(fn, 'x', `is ${describeValue(x)}, expected a tf.Tensor`);
   if (x.dtype !== 'float32') throw argumentError(fn, 'x', `has dtype ${x.dtype}, expected float32`);
   if (x.rank < 2) throw argumentError(fn, 'x', `has rank ${x.rank} (shape [${x.shape}]), expected rank >= 2 (a batch dimension and at least one more)`);
   if (x.size === 0) throw argumentError(fn, 'x', `is empty (shape [${x.shape}]), expected at least one element`);
@@ -58,7 +58,7 @@ export function checkInput(fn: string, x: unknown): Tensor {
 export function checkPerChannel(fn: string, name: string, t: unknown, channels: number, allowNull: boolean): Tensor | null {
   if (t == null && allowNull) return null;
   if (!(t instanceof Tensor)) {
-    throw argumentError(fn, name, `is ${describe(t)}, expected a float32 tf.Tensor with ${channels} values${allowNull ? ' or null' : ''}`);
+    throw argumentError(fn, name, `is ${describeValue(t)}, expected a float32 tf.Tensor with ${channels} values${allowNull ? ' or null' : ''}`);
   }
   if (t.dtype !== 'float32') throw argumentError(fn, name, `has dtype ${t.dtype}, expected float32`);
   if (t.size !== channels) {
