@@ -9,7 +9,7 @@ import {channelCount, normalizeAxes} from './channel_axes';
 /** Axis argument accepted everywhere: one axis or a list of axes; negative values count from the end. */
 export type AxisArg = number | number[];
 
-/** Throws `${fn}: argument '${arg}' ${problem}` as an Error; the one place error text is formatted. */
+/** The Error `${fn}: argument '${arg}' ${problem}` (for callers to throw); the one place error text is formatted. */
 export function argumentError(fn: string, arg: string, problem: string): Error {
   return new Error(`${fn}: argument '${arg}' ${problem}`);
 }
