@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {batchNormalization} from '../src';
 import {SIMD_FLAG} from '../src/kernels/simd';
+import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
 
 /** One benchmarked input: its shape and channel axis. */
 export interface BenchShape {
@@ -51,10 +52,6 @@ function initialWeights(channels: number): tf.Tensor1D[] {
   });
 }
 
-function channelsOf(shape: number[], axis: number): number {
-  return shape[axis < 0 ? axis + shape.length : axis];
-}
-
 /**
  * A layer built by one inference call (which is how tfjs-layers builds weights) and given the
  * common starting weights. Throws where the layer cannot run the shape at all (stock: rank 5).
@@ -66,7 +63,7 @@ function layerContender(name: ContenderName, layer: tf.layers.Layer, shape: numb
     if (layer.built) layer.dispose();
     throw e;
   }
-  const init = initialWeights(channelsOf(shape, axis));
+  const init = initialWeights(channelCount(shape, normalizeAxes(axis, shape.length)));
   layer.setWeights(init);
   tf.dispose(init);
   return {
