@@ -1,21 +1,24 @@
 /**
  * Wires the kernels and gradients into the tfjs registry. Importing the package calls this once;
- * it is idempotent, so a second copy of the package (or a hot reload) does not throw.
+ * it is idempotent, so a second copy of the package (or a hot reload) neither throws nor replaces
+ * (with a warning) what the first registered.
  */
-import {getGradient, getKernel, KernelConfig, registerGradient, registerKernel} from '@tensorflow/tfjs-core';
+import {getGradient, getKernel, GradConfig, KernelConfig, registerGradient, registerKernel} from '@tensorflow/tfjs-core';
 import {batchNormInferGradConfig} from './gradients/batch_norm_infer_grad';
 import {batchNormTrainGradConfig} from './gradients/batch_norm_train_grad';
+import {batchNormTrainGradGradConfig} from './gradients/batch_norm_train_grad_grad';
 import {cpuKernels} from './kernels/cpu';
 import {wasmKernels} from './kernels/wasm';
 
 const kernels: KernelConfig[] = [...cpuKernels, ...wasmKernels];
+const gradients: GradConfig[] = [batchNormTrainGradConfig, batchNormTrainGradGradConfig, batchNormInferGradConfig];
 
 /** Registers the fused cpu/wasm kernels and the gradients (safe to call more than once). */
 export function registerBatchNorm(): void {
   for (const config of kernels) {
     if (getKernel(config.kernelName, config.backendName) == null) registerKernel(config);
   }
-  for (const config of [batchNormTrainGradConfig, batchNormInferGradConfig]) {
+  for (const config of gradients) {
     if (getGradient(config.kernelName) == null) registerGradient(config);
   }
 }

@@ -2,7 +2,9 @@
  * The three fused kernels, written once against a `BufferAccess` that says where a backend keeps
  * its float32 data and which loops (plain JS, or SIMD WebAssembly in the wasm backend's heap) run
  * over it. Each kernel reads x at most twice and allocates nothing full-size beyond its
- * outputs; all per-channel arithmetic happens in float64.
+ * outputs; all per-channel arithmetic happens in float64. The forward outputs are
+ * y = (x − μ)·(γ/√(σ² + ε)) + β element by element, so a channel of equal values gives exactly β
+ * and non-finite inputs give the IEEE result of that formula, as on the composite path.
  */
 import type {KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 import type {BatchNormAttrs} from '../kernel_names';
@@ -39,14 +41,12 @@ export function trainKernel(access: BufferAccess): KernelFunc {
     return access.run(backend, [x, gamma, beta], [x.shape, perChannel, perChannel], ([xs, g, b], [y, mean, variance]) => {
       const moments = channelMoments(loops, xs, layout);
       const scale = new Float64Array(layout.channels);
-      const offset = new Float64Array(layout.channels);
       for (let c = 0; c < layout.channels; c++) {
         scale[c] = g[c] / Math.sqrt(moments.variance[c] + epsilon);
-        offset[c] = b[c] - moments.mean[c] * scale[c];
         mean[c] = moments.mean[c];
         variance[c] = moments.variance[c];
       }
-      loops.affine(xs, y, layout, scale, offset);
+      loops.affine(xs, y, layout, moments.mean, scale, Float64Array.from(b));
     });
   };
 }
@@ -94,12 +94,8 @@ export function inferKernel(access: BufferAccess): KernelFunc {
     const loops = access.loops(backend, layout.channels);
     const [y] = access.run(backend, [x, mean, variance, gamma, beta], [x.shape], ([xs, m, v, g, b], [out]) => {
       const scale = new Float64Array(layout.channels);
-      const offset = new Float64Array(layout.channels);
-      for (let c = 0; c < layout.channels; c++) {
-        scale[c] = g[c] / Math.sqrt(v[c] + epsilon);
-        offset[c] = b[c] - m[c] * scale[c];
-      }
-      loops.affine(xs, out, layout, scale, offset);
+      for (let c = 0; c < layout.channels; c++) scale[c] = g[c] / Math.sqrt(v[c] + epsilon);
+      loops.affine(xs, out, layout, Float64Array.from(m), scale, Float64Array.from(b));
     });
     return y;
   };

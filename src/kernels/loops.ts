@@ -14,8 +14,13 @@ import type {ChannelLayout} from '../ops/channel_axes';
 export interface Loops {
   /** sum[c] += Σ(x − shift[c]) and sumSq[c] += Σ(x − shift[c])² over channel c (one read of x). */
   momentSums(x: Float32Array, layout: ChannelLayout, shift: Float64Array, sum: Float64Array, sumSq: Float64Array): void;
-  /** y = x·scale[c] + offset[c] for every element (one read of x, one write of y). */
-  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, scale: Float64Array, offset: Float64Array): void;
+  /**
+   * y = (x − center[c])·scale[c] + offset[c] for every element (one read of x, one write of y).
+   * Centering first keeps the digits x·scale + (offset − center·scale) would cancel away when
+   * |center·scale| dwarfs the result (a channel of equal values, or a tiny epsilon), and gives the
+   * IEEE result of the formula for infinite scales.
+   */
+  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): void;
   /** sumDy[c] += Σdy, sumDyXs[c] += Σdy·(x − shift[c]), sumXs[c] += Σ(x − shift[c]) (one read of dy and x). */
   gradientSums(dy: Float32Array, x: Float32Array, layout: ChannelLayout, shift: Float64Array,
                sumDy: Float64Array, sumDyXs: Float64Array, sumXs: Float64Array): void;
@@ -78,24 +83,26 @@ export const jsLoops: Loops = {
     }
   },
 
-  affine(x, y, {outer, channels, inner}, scale, offset) {
+  affine(x, y, {outer, channels, inner}, center, scale, offset) {
     if (inner === 1) {
       const rows = blockRows(channels);
       for (let o = 0; o < outer; o += rows) {
         const end = Math.min(outer, o + rows) * channels;
         for (let c = 0; c < channels; c++) {
+          const m = center[c];
           const a = scale[c];
           const b = offset[c];
-          for (let i = o * channels + c; i < end; i += channels) y[i] = x[i] * a + b;
+          for (let i = o * channels + c; i < end; i += channels) y[i] = (x[i] - m) * a + b;
         }
       }
       return;
     }
     for (let o = 0; o < outer; o++) {
       for (let c = 0; c < channels; c++) {
+        const m = center[c];
         const a = scale[c];
         const b = offset[c];
-        for (let i = (o * channels + c) * inner, end = i + inner; i < end; i++) y[i] = x[i] * a + b;
+        for (let i = (o * channels + c) * inner, end = i + inner; i < end; i++) y[i] = (x[i] - m) * a + b;
       }
     }
   },
@@ -169,10 +176,17 @@ export const jsLoops: Loops = {
   },
 };
 
-/** The shift of each channel: its first value, close enough to the mean to keep the sums small. */
+/**
+ * The shift of each channel: its first value, close enough to the mean to keep the sums small; 0
+ * when that value is not finite, so that an infinite value gives the IEEE mean (±Infinity, or NaN
+ * for both signs) wherever it sits in the channel, as on the composite path.
+ */
 function channelShift(x: Float32Array, {channels, inner}: ChannelLayout): Float64Array {
   const shift = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) shift[c] = x[c * inner];
+  for (let c = 0; c < channels; c++) {
+    const first = x[c * inner];
+    shift[c] = Number.isFinite(first) ? first : 0;
+  }
   return shift;
 }
 

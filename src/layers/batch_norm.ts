@@ -4,7 +4,7 @@
  * stock layer is not: any channel axis or list of axes, any rank >= 2, scale/center false in
  * training, trainable = false (Keras fine-tuning semantics) and masks (Keras 3 semantics).
  */
-import {add, cast, div, mul, reshape, serialization, square, sub, sum, Tensor, tidy} from '@tensorflow/tfjs-core';
+import {add, mul, reshape, serialization, Tensor, tidy} from '@tensorflow/tfjs-core';
 import {InputSpec, layers, LayerVariable, Shape} from '@tensorflow/tfjs-layers';
 import type {Constraint} from '@tensorflow/tfjs-layers/dist/constraints';
 import type {Initializer} from '@tensorflow/tfjs-layers/dist/initializers';
@@ -12,9 +12,8 @@ import type {BatchNormalizationLayerArgs} from '@tensorflow/tfjs-layers/dist/lay
 import type {Regularizer} from '@tensorflow/tfjs-layers/dist/regularizers';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import {batchNormInfer} from '../ops/batch_norm_infer';
-import {batchNormTrain, BatchNormTrainResult} from '../ops/batch_norm_train';
-import {reductionAxes} from '../ops/channel_axes';
-import {argumentError, AxisArg, checkAxes, checkEpsilon} from '../ops/validate';
+import {batchNormTrain} from '../ops/batch_norm_train';
+import {argumentError, AxisArg, checkAxes, checkEpsilon, checkMask} from '../ops/validate';
 
 /**
  * Every argument of tf.layers.batchNormalization (same names, same defaults), except that `axis`
@@ -42,12 +41,6 @@ interface ParsedKerasObjects {
   betaConstraint: Constraint | null;
   gammaConstraint: Constraint | null;
 }
-
-/**
- * Keras' backend epsilon (1e-7), which Keras 3 adds to the sum of mask weights so that a channel
- * whose positions are all masked gets mean 0 and variance 0 instead of NaN.
- */
-const KERAS_BACKEND_EPSILON = 1e-7;
 
 /**
  * Parses initializer/regularizer/constraint identifiers exactly as tf.layers.batchNormalization does.
@@ -98,24 +91,6 @@ function checkMomentum(fn: string, momentum: unknown): number {
 function checkBoolean(fn: string, name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw argumentError(fn, name, `is ${JSON.stringify(value)}, expected true or false`);
   return value;
-}
-
-/**
- * Keras 3 `BatchNormalization._moments` with a mask, to the letter: positions weighted by the mask
- * (cast to float), mean = Σw·x / (Σw + 1e-7), variance = Σw·(w·x − mean)² / (Σw + 1e-7), which for a
- * 0/1 mask is the biased mean and variance of the unmasked positions. The mask takes x's shape with
- * every channel dimension set to 1; Keras expands it at the last axis, which is the same thing for
- * axis = -1 and is generalized here to any channel axes. Composite tf ops differentiated by autodiff:
- * masked training is rare, so it does not get a fused kernel.
- */
-function maskedMoments(x: Tensor, mask: Tensor, axes: number[]): {mean: Tensor; variance: Tensor} {
-  const reduce = reductionAxes(x.rank, axes);
-  const weights = reshape(cast(mask, 'float32'), x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
-  const weightedInputs = mul(weights, x);
-  const sumOfWeights = add(sum(weights, reduce, true), KERAS_BACKEND_EPSILON);
-  const mean = div(sum(weightedInputs, reduce, true), sumOfWeights);
-  const variance = div(sum(mul(weights, square(sub(weightedInputs, mean))), reduce, true), sumOfWeights);
-  return {mean, variance};
 }
 
 /**
@@ -187,20 +162,18 @@ export class BatchNorm extends layers.Layer {
   override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
     return tidy(() => {
       const x = this.singleInput(inputs);
-      const mask = this.checkMask(x, kwargs.mask);
-      const training = kwargs.training === true;
+      const mask = checkMask(this.errorPrefix(), kwargs.mask, x);
       const gamma = this.gamma?.read() ?? null;
       const beta = this.beta?.read() ?? null;
       const options = {axis: this.channelAxes, epsilon: this.epsilon};
 
-      const useBatchStatistics = training && this.trainable;
+      // Keras: `if training and self.trainable`, so any truthy `training` trains.
+      const useBatchStatistics = Boolean(kwargs.training) && this.trainable;
 
       if (!useBatchStatistics) {
         return batchNormInfer(x, this.movingMean.read(), this.movingVariance.read(), gamma, beta, options);
       }
-      const {y, mean, variance} = mask == null ?
-          batchNormTrain(x, gamma, beta, options) :
-          this.maskedBatchNormTrain(x, mask, gamma, beta);
+      const {y, mean, variance} = batchNormTrain(x, gamma, beta, {...options, mask});
       this.updateMovingAverage(this.movingMean, mean);
       this.updateMovingAverage(this.movingVariance, variance);
       return y;
@@ -229,13 +202,6 @@ export class BatchNorm extends layers.Layer {
     };
     for (const key of KERAS_OBJECT_ARGS) config[key] = stockConfig[key];
     return {...config, ...super.getConfig()};
-  }
-
-  /** Batch statistics from the masked moments; y through batchNormInfer, differentiable in them. */
-  private maskedBatchNormTrain(x: Tensor, mask: Tensor, gamma: Tensor | null, beta: Tensor | null): BatchNormTrainResult {
-    const {mean, variance} = maskedMoments(x, mask, this.channelAxes);
-    const y = batchNormInfer(x, mean, variance, gamma, beta, {axis: this.channelAxes, epsilon: this.epsilon});
-    return {y, mean: reshape(mean, [mean.size]), variance: reshape(variance, [variance.size])};
   }
 
   /** moving = moving·momentum + batch·(1 − momentum), the tfjs / Keras 3 convention. */
@@ -270,18 +236,6 @@ export class BatchNorm extends layers.Layer {
       throw argumentError(this.errorPrefix(), 'inputs', `is a list of ${inputs.length} tensors, expected exactly one tensor`);
     }
     return inputs[0];
-  }
-
-  /** The mask must have x's shape without the channel axes (Keras 3: one dimension less than x). */
-  private checkMask(x: Tensor, mask: unknown): Tensor | null {
-    if (mask == null) return null;
-    const expected = x.shape.filter((_, i) => !this.channelAxes.includes(i));
-    if (!(mask instanceof Tensor) || mask.shape.join() !== expected.join()) {
-      const got = mask instanceof Tensor ? `a tensor of shape [${mask.shape}]` : String(mask);
-      throw argumentError(this.errorPrefix(), 'mask', `is ${got}, expected shape [${expected}]: the input shape ` +
-          `[${x.shape}] without the channel axis (${this.channelAxes.join(', ')})`);
-    }
-    return mask;
   }
 
   private errorPrefix(): string {

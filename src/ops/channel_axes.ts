@@ -40,6 +40,19 @@ export function broadcastShape(shape: number[], axes: number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? d : 1));
 }
 
+/** What code written with tf ops needs: the broadcast shape of per-channel tensors and the reduction axes. */
+export interface BroadcastGeometry {
+  /** x's shape with every non-channel dimension set to 1 (see broadcastShape). */
+  perChannelShape: number[];
+  /** The axes statistics reduce over (see reductionAxes). */
+  reduce: number[];
+}
+
+/** The broadcast geometry of x with these (sorted, non-negative) channel axes. */
+export function broadcastGeometry(shape: number[], axes: number[]): BroadcastGeometry {
+  return {perChannelShape: broadcastShape(shape, axes), reduce: reductionAxes(shape.length, axes)};
+}
+
 /** [outer, channels, inner] for adjacent sorted axes. */
 export function channelLayout(shape: number[], axes: number[]): ChannelLayout {
   const first = axes[0];

@@ -37,10 +37,18 @@ export function checkAxes(fn: string, axis: AxisArg, rank: number): number[] {
   return axes;
 }
 
-/** Checks that epsilon is a finite positive number. */
+/**
+ * The smallest epsilon accepted: the smallest normal float32 (2^-126 ≈ 1.18e-38). Below it ε is
+ * subnormal or zero in float32 (GPUs flush subnormals to zero), and a channel of equal values would
+ * divide by zero: 1/√(0 + ε) is no longer finite.
+ */
+export const MIN_EPSILON = 2 ** -126;
+
+/** Checks that epsilon is a finite number >= MIN_EPSILON. */
 export function checkEpsilon(fn: string, epsilon: unknown): number {
-  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon <= 0) {
-    throw argumentError(fn, 'epsilon', `is ${describeValue(epsilon)}, expected a finite number > 0`);
+  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon < MIN_EPSILON) {
+    throw argumentError(fn, 'epsilon', `is ${describeValue(epsilon)}, expected a finite number >= ${MIN_EPSILON} ` +
+        '(2^-126, the smallest normal float32: a smaller epsilon divides by zero on a channel of equal values)');
   }
   return epsilon;
 }
@@ -65,6 +73,20 @@ export function checkPerChannel(fn: string, name: string, t: unknown, channels: 
     throw argumentError(fn, name, `has shape [${t.shape}] (${t.size} values), expected ${channels} values: one per channel`);
   }
   return t;
+}
+
+/**
+ * Checks a Keras mask against x: x's shape without its last axis (whatever the channel axes, as
+ * Keras 3's `_moments` expands it at the last axis and broadcasts it over that axis), any dtype.
+ */
+export function checkMask(fn: string, mask: unknown, x: Tensor): Tensor | null {
+  if (mask == null) return null;
+  const expected = x.shape.slice(0, -1);
+  if (!(mask instanceof Tensor) || mask.shape.join() !== expected.join()) {
+    throw argumentError(fn, 'mask', `is ${describeValue(mask)}, expected shape [${expected}]: the input shape [${x.shape}] ` +
+        'without its last axis (Keras masks are broadcast over the last axis, whatever the channel axis)');
+  }
+  return mask;
 }
 
 /** Validated arguments common to both ops. */

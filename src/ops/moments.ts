@@ -1,0 +1,72 @@
+/**
+ * Batch statistics from tf ops, for every path without a fused kernel (any backend, any channel
+ * axes, masked or not). float32 sums of values like 1e4 ± 0.5 lose the spread, so every sum runs
+ * over x − shift with a per-channel shift near the mean. The shift is a constant to the tape: the
+ * statistics do not depend on it, and its gradient, which cancels exactly in real arithmetic,
+ * would cancel only approximately in float32 (about 6e-4 off at the first element of a channel of
+ * 48000 values).
+ */
+import {add, customGrad, div, isFinite, mean, mul, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
+import type {BroadcastGeometry} from './channel_axes';
+
+/**
+ * Keras' backend epsilon (1e-7), which Keras 3 adds to the sum of mask weights so that a channel
+ * whose positions are all masked gets mean 0 and variance 0 instead of NaN.
+ */
+export const KERAS_BACKEND_EPSILON = 1e-7;
+
+/** Per-channel statistics (in the broadcast shape) and what their gradients need. */
+export interface Moments {
+  mean: Tensor;
+  /** Biased: divided by `count`. */
+  variance: Tensor;
+  /** x − mean, computed as (x − shift) − (mean − shift) so that it keeps its digits. */
+  centered: Tensor;
+  /** One weight per element of x (a mask broadcast to x's shape), or null when unmasked. */
+  weights: Tensor | null;
+  /** What the sums are divided by: N values per channel, or Σw + 1e-7 per channel when masked. */
+  count: Tensor | number;
+}
+
+/** The value of f() as a constant: the tape does not see how it was computed (a stop_gradient). */
+export function stopGradient(f: () => Tensor): Tensor {
+  // A custom gradient with no inputs is a tape node connected to nothing.
+  return customGrad(() => ({value: f(), gradFunc: () => []}))();
+}
+
+/**
+ * The shift: the first value of each channel, or with weights a float32 first pass of the weighted
+ * mean (the first value may be masked out, and so far from the others). Non-finite shifts become 0,
+ * so that an infinite value anywhere in a channel gives the IEEE mean (±Infinity) wherever it is.
+ */
+function shiftOf(x: Tensor, geometry: BroadcastGeometry, weights: Tensor | null, count: Tensor | number): Tensor {
+  return stopGradient(() => {
+    const shift = weights == null ? slice(x, x.shape.map(() => 0), geometry.perChannelShape) :
+        div(sum(mul(weights, x), geometry.reduce, true), count);
+    return where(isFinite(shift), shift, zerosLike(shift));
+  });
+}
+
+/**
+ * Mean and biased variance per channel. With `weights` (a 0/1 mask broadcast to x's shape) they are
+ * Keras 3's masked `_moments`: mean = Σw·x / (Σw + 1e-7), variance = Σw·(x − mean)² / (Σw + 1e-7).
+ */
+export function compositeMoments(x: Tensor, geometry: BroadcastGeometry, weights: Tensor | null): Moments {
+  const {reduce} = geometry;
+  if (weights == null) {
+    const count = x.size / geometry.perChannelShape.reduce((n, d) => n * d, 1);
+    const shift = shiftOf(x, geometry, null, count);
+    const shifted = sub(x, shift);
+    const meanShifted = mean(shifted, reduce, true);
+    const centered = sub(shifted, meanShifted);
+    return {mean: add(shift, meanShifted), variance: mean(square(centered), reduce, true), centered, weights, count};
+  }
+  const count = add(sum(weights, reduce, true), KERAS_BACKEND_EPSILON);
+  const shift = shiftOf(x, geometry, weights, count);
+  const shifted = sub(x, shift);
+  // Σw·x/count = shift·Σw/count + Σw·(x − shift)/count, and shift·Σw/count − shift = −shift·1e-7/count.
+  const meanShifted = sub(div(sum(mul(weights, shifted), reduce, true), count), div(mul(shift, KERAS_BACKEND_EPSILON), count));
+  const centered = sub(shifted, meanShifted);
+  const variance = div(sum(mul(weights, square(centered)), reduce, true), count);
+  return {mean: add(shift, meanShifted), variance, centered, weights, count};
+}
