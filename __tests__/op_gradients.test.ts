@@ -8,10 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {batchNormTrain, BatchNormTrainResult} from '../src';
-import {batchNormTrainComposite} from '../src/ops/batch_norm_composite';
 import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
-import {checkCommon} from '../src/ops/validate';
-import {describeEachBackend} from './support/backends';
+import {describeEachPath} from './support/backends';
 import {expectClose} from './support/golden';
 
 const H = 3e-3;
@@ -87,24 +85,17 @@ function numericGradient(f: (v: Float32Array) => number, v: Float32Array): Float
   return out;
 }
 
-const trains: Array<[string, (axis: number | number[]) => Train]> = [
-  ['batchNormTrain', axis => (x, g, b) => batchNormTrain(x, g, b, {axis})],
-  ['composite', axis => (x, g, b) => batchNormTrainComposite(x, g, b, checkCommon('test', x, axis, 1e-3))],
-];
-
-describeEachBackend('finite-difference gradient checks', backend => {
-  for (const [name, makeTrain] of trains) {
-    test.each([11, 12, 13, 14, 15, 16])(`${name}, random problem seed %i`, seed => {
-      const p = makeProblem(seed);
-      const train = makeTrain(p.axis);
-      const analytic = tf.tidy(() => {
-        const grads = tf.grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => loss(train, p, x, g, b));
-        return grads([tf.tensor(p.x, p.shape), tf.tensor(p.gamma), tf.tensor(p.beta)]).map(t => t.dataSync());
-      });
-      const label = `${backend}/${name} shape [${p.shape}] axis ${JSON.stringify(p.axis)}`;
-      expectClose(analytic[0], numericGradient(v => lossValue(train, p, v, p.gamma, p.beta), p.x), TOLERANCE, `${label} dx`);
-      expectClose(analytic[1], numericGradient(v => lossValue(train, p, p.x, v, p.beta), p.gamma), TOLERANCE, `${label} dgamma`);
-      expectClose(analytic[2], numericGradient(v => lossValue(train, p, p.x, p.gamma, v), p.beta), TOLERANCE, `${label} dbeta`);
+describeEachPath('finite-difference gradient checks', (backend, path) => {
+  test.each([11, 12, 13, 14, 15, 16])('random problem seed %i', seed => {
+    const p = makeProblem(seed);
+    const train: Train = (x, g, b) => batchNormTrain(x, g, b, {axis: p.axis});
+    const analytic = tf.tidy(() => {
+      const grads = tf.grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => loss(train, p, x, g, b));
+      return grads([tf.tensor(p.x, p.shape), tf.tensor(p.gamma), tf.tensor(p.beta)]).map(t => t.dataSync());
     });
-  }
+    const label = `${backend}/${path} shape [${p.shape}] axis ${JSON.stringify(p.axis)}`;
+    expectClose(analytic[0], numericGradient(v => lossValue(train, p, v, p.gamma, p.beta), p.x), TOLERANCE, `${label} dx`);
+    expectClose(analytic[1], numericGradient(v => lossValue(train, p, p.x, v, p.beta), p.gamma), TOLERANCE, `${label} dgamma`);
+    expectClose(analytic[2], numericGradient(v => lossValue(train, p, p.x, p.gamma, v), p.beta), TOLERANCE, `${label} dbeta`);
+  });
 });

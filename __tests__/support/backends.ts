@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import {FORCE_COMPOSITE_FLAG} from '../../src/ops/dispatch';
 
 export type BackendName = 'cpu' | 'wasm' | 'tensorflow';
 
@@ -52,5 +53,39 @@ export function describeEachBackend(title: string, body: (backend: BackendName) 
       });
       body(backend);
     });
+  }
+}
+
+/** The two ways the op can run on a backend: this package's fused kernels, or the tf-ops paths. */
+export type PathName = 'fused' | 'composite';
+
+/**
+ * Declares `body` once per backend and path. 'composite' sets TFJS_BATCHNORM_FORCE_COMPOSITE, so
+ * cpu and wasm take the paths webgl, webgpu and tensorflow take (tf ops, and the backend's own
+ * FusedBatchNorm for inference where it broadcasts correctly): that is how those paths' math is
+ * checked on every machine. tensorflow has no fused kernels, so it runs 'composite' only.
+ */
+export function describeEachPath(title: string, body: (backend: BackendName, path: PathName) => void,
+                                 backends: BackendName[] = ALL_BACKENDS): void {
+  describeEachBackend(title, backend => {
+    const paths: PathName[] = backend === 'tensorflow' ? ['composite'] : ['fused', 'composite'];
+    for (const path of paths) {
+      describe(path, () => {
+        beforeAll(() => tf.env().set(FORCE_COMPOSITE_FLAG, path === 'composite'));
+        afterAll(() => tf.env().set(FORCE_COMPOSITE_FLAG, false));
+        body(backend, path);
+      });
+    }
+  }, backends);
+}
+
+/** Runs f with TFJS_BATCHNORM_FORCE_COMPOSITE set to `forced`, restoring it afterwards. */
+export function withForcedComposite<T>(forced: boolean, f: () => T): T {
+  const previous = tf.env().getBool(FORCE_COMPOSITE_FLAG);
+  tf.env().set(FORCE_COMPOSITE_FLAG, forced);
+  try {
+    return f();
+  } finally {
+    tf.env().set(FORCE_COMPOSITE_FLAG, previous);
   }
 }

@@ -11,10 +11,12 @@
  *
  * y = x̂·γ + β with μ and σ² held fixed (inference) has the partial derivatives
  *   ∂/∂x = dy·s,  ∂/∂μ = −s·Σdy,  ∂/∂σ² = −½·s·r·Σdy·x̂,  ∂/∂γ = Σdy·x̂,  ∂/∂β = Σdy.
- * In training μ and σ² are functions of x (∂μ/∂x = w/W, ∂σ²/∂x = 2w·xc/W); the chain rule folds into
- *   dx = s·(dy − w·(Σdy + x̂·Σdy·x̂)/W) + w·(dmean + 2·xc·dvariance)/W,  dγ = Σdy·x̂,  dβ = Σdy,
- * where dmean and dvariance are the gradients arriving at the mean and variance outputs. Written
- * with x̂ rather than r³·xc, so nothing overflows float32 for a constant channel and a tiny ε.
+ * In training μ and σ² are functions of x (∂μ/∂x = w/W, ∂σ²/∂x = 2w·(xc − Σw·xc/W)/W); the chain
+ * rule folds into
+ *   dx = s·dy + w/W·(dmean − s·(Σdy + x̄·Σdy·x̂) + 2·x̃·dvariance),  dγ = Σdy·x̂,  dβ = Σdy,
+ * with x̄ = x̂ − Σw·x̂/W and x̃ = xc − Σw·xc/W (x̂ and xc themselves when unmasked, where Σxc = 0),
+ * and dmean, dvariance the gradients arriving at the mean and variance outputs. Written with x̂
+ * rather than r³·xc, so nothing overflows float32 for a constant channel and a tiny ε.
  *
  * Tensors are in x's shape or the per-channel broadcast shape (BroadcastGeometry).
  */
@@ -70,11 +72,15 @@ export function trainingGrads(dy: Tensor, centered: Tensor, gamma: Tensor | null
   const {scale, xhat} = normalization(centered, gamma, variance, epsilon);
   const sumDy = sum(dy, reduce, true);
   const sumDyXhat = sum(mul(dy, xhat), reduce, true);
+  const total = typeof count === 'number' ? scalar(count) : count;
+  // With weights, Σw·xc = μ·1e-7 is not 0 (Keras' 1e-7 in W): ∂σ²/∂μ = −2·Σw·xc/W then matters (it
+  // is amplified by r² for a small ε), and folds into centering x̂ and xc by their weighted means.
+  const centeredByWeight = (t: Tensor) => (weights == null ? t : sub(t, div(sum(mul(weights, t), reduce, true), total)));
   // Everything that reaches x through μ and σ², before the ·w/W of ∂μ/∂x and ∂σ²/∂x.
-  let throughStatistics = neg(mul(scale, add(sumDy, mul(xhat, sumDyXhat))));
+  let throughStatistics = neg(mul(scale, add(sumDy, mul(centeredByWeight(xhat), sumDyXhat))));
   if (dmean != null) throughStatistics = add(throughStatistics, dmean);
-  if (dvariance != null) throughStatistics = add(throughStatistics, mul(mul(centered, scalar(2)), dvariance));
-  const perPosition = div(throughStatistics, typeof count === 'number' ? scalar(count) : count);
+  if (dvariance != null) throughStatistics = add(throughStatistics, mul(mul(centeredByWeight(centered), scalar(2)), dvariance));
+  const perPosition = div(throughStatistics, total);
   const dx = add(mul(dy, scale), weights == null ? perPosition : mul(weights, perPosition));
   return {dx, dgamma: sumDyXhat, dbeta: sumDy};
 }
