@@ -1,10 +1,10 @@
 /**
  * Batch statistics from tf ops, for every path without a fused kernel (any backend, any channel
- * axes, masked or not). float32 sums of values like 1e4 ± 0.5 lose the spread, so every sum runs
- * over x − shift with a per-channel shift near the mean. The shift is a constant to the tape: the
- * statistics do not depend on it, and its gradient, which cancels exactly in real arithmetic,
- * would cancel only approximately in float32 (about 6e-4 off at the first element of a channel of
- * 48000 values).
+ * axes, masked or not). float32 sums of values like 1e4 ± 0.5 lose the spread, so the statistics
+ * are taken in two passes: a rough mean (the shift), then sums of x − shift. The shift is a
+ * constant to the tape: the statistics do not depend on it, and its gradient, which cancels exactly
+ * in real arithmetic, would cancel only approximately in float32 (about 6e-4 off at the first
+ * element of a channel of 48000 values).
  */
 import {add, customGrad, div, isFinite, mean, mul, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
 import type {BroadcastGeometry} from './channel_axes';
@@ -34,16 +34,24 @@ export function stopGradient(f: () => Tensor): Tensor {
   return customGrad(() => ({value: f(), gradFunc: () => []}))();
 }
 
+/** t with its non-finite values replaced by 0. */
+function finiteOrZero(t: Tensor): Tensor {
+  return where(isFinite(t), t, zerosLike(t));
+}
+
 /**
- * The shift: the first value of each channel, or with weights a float32 first pass of the weighted
- * mean (the first value may be masked out, and so far from the others). Non-finite shifts become 0,
- * so that an infinite value anywhere in a channel gives the IEEE mean (±Infinity) wherever it is.
+ * The shift: a first float32 pass of the (weighted) mean, itself taken around the first value of
+ * each channel. It only has to land within a few spreads of the true mean for the second pass to
+ * keep every digit: when the first value is typical (the fused kernels' float64 shift) the first
+ * pass is nearly exact, and when it is an outlier or a masked-out position the first pass still
+ * lands near the mean. Non-finite values become 0, so an infinite value gives the IEEE mean
+ * (±Infinity) wherever it sits, as on the fused path.
  */
-function shiftOf(x: Tensor, geometry: BroadcastGeometry, weights: Tensor | null, count: Tensor | number): Tensor {
+function shiftOf(x: Tensor, {reduce, perChannelShape}: BroadcastGeometry, weights: Tensor | null, count: Tensor | number): Tensor {
   return stopGradient(() => {
-    const shift = weights == null ? slice(x, x.shape.map(() => 0), geometry.perChannelShape) :
-        div(sum(mul(weights, x), geometry.reduce, true), count);
-    return where(isFinite(shift), shift, zerosLike(shift));
+    const first = finiteOrZero(slice(x, x.shape.map(() => 0), perChannelShape));
+    const around = sub(x, first);
+    return finiteOrZero(add(first, weights == null ? mean(around, reduce, true) : div(sum(mul(weights, around), reduce, true), count)));
   });
 }
 
