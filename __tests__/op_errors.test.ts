@@ -1,11 +1,13 @@
 /**
  * Bad input is refused early with a message naming the argument, the value and what was expected,
- * and leaves no tensor behind; edge cases that are allowed (one value per channel, NaN) behave as
- * documented; the op and its gradient leak nothing inside tf.tidy.
+ * and leaves no tensor behind; the op and its gradients (first and second order, masked or not)
+ * leak nothing inside tf.tidy, on every path; registering twice is a no-op.
  */
 import * as tf from '@tensorflow/tfjs';
 import {batchNormInfer, batchNormTrain, registerBatchNorm} from '../src';
-import {describeEachBackend} from './support/backends';
+import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
+import {MIN_EPSILON} from '../src/ops/validate';
+import {describeEachBackend, describeEachPath} from './support/backends';
 
 /** Expects `f` to throw a message matching `pattern` and to leave tf.memory().numTensors unchanged. */
 function expectCleanError(f: () => unknown, pattern: RegExp): void {
@@ -57,62 +59,77 @@ describeEachBackend('batchNormTrain / batchNormInfer argument errors', () => {
     expectCleanError(() => batchNormTrain(x, null, null), /argument 'x' is empty \(shape \[0,3\]\)/);
     x.dispose();
   });
-  test('epsilon <= 0, NaN or not a number', () => {
-    expectCleanError(() => batchNormTrain(x4, null, null, {epsilon: 0}), /argument 'epsilon' is 0, expected a finite number > 0/);
+  test('epsilon below 2^-126 (the smallest normal float32), NaN, infinite or not a number', () => {
+    const expected = /expected a finite number >= 1.1754943508222875e-38 \(2\^-126, the smallest normal float32: a smaller epsilon divides by zero on a channel of equal values\)/;
+    expectCleanError(() => batchNormTrain(x4, null, null, {epsilon: 0}), new RegExp(`argument 'epsilon' is 0, ${expected.source}`));
     expectCleanError(() => batchNormTrain(x4, null, null, {epsilon: -1}), /argument 'epsilon' is -1/);
+    // The issue's value: it passed the old `> 0` check and made dx non-finite.
+    expectCleanError(() => batchNormTrain(x4, null, null, {epsilon: 5e-324}), /argument 'epsilon' is 5e-324/);
+    expectCleanError(() => batchNormTrain(x4, null, null, {epsilon: MIN_EPSILON / 2}), /argument 'epsilon' is 5.877471754111438e-39/);
     expectCleanError(() => batchNormInfer(x4, c3, c3, null, null, {epsilon: NaN}), /argument 'epsilon' is NaN/);
+    expectCleanError(() => batchNormInfer(x4, c3, c3, null, null, {epsilon: Infinity}), /argument 'epsilon' is Infinity/);
     expectCleanError(() => batchNormTrain(x4, null, null, {epsilon: '1e-3' as unknown as number}), /argument 'epsilon' is '1e-3'/);
+    // The limit itself is accepted.
+    tf.tidy(() => expect(() => batchNormTrain(x4, null, null, {epsilon: MIN_EPSILON})).not.toThrow());
+  });
+  test('a mask that is not x\'s shape without its last axis', () => {
+    const x = tf.ones([2, 5, 3]);
+    const wrong = tf.ones([2, 3]);
+    expectCleanError(() => batchNormTrain(x, null, null, {axis: 1, mask: wrong}),
+        /batchNormTrain: argument 'mask' is a float32 tensor of shape \[2,3\], expected shape \[2,5\]: the input shape \[2,5,3\] without its last axis/);
+    expectCleanError(() => batchNormTrain(x, null, null, {mask: [[1]] as unknown as tf.Tensor}), /argument 'mask' is \[1\], expected shape \[2,5\]/);
+    tf.dispose([x, wrong]);
   });
   test('x that is not a tensor', () => {
     expectCleanError(() => batchNormTrain([[1, 2]] as unknown as tf.Tensor, null, null), /argument 'x' is \[1,2\], expected a tf.Tensor/);
   });
 });
 
-describeEachBackend('batchNormTrain edge cases and memory', () => {
-  test('one value per channel: variance 0 and y = beta (as in Keras)', () => {
-    tf.tidy(() => {
-      const x = tf.tensor2d([[3, -1, 7]]);
-      const beta = tf.tensor1d([0.5, -2, 4]);
-      const {y, mean, variance} = batchNormTrain(x, tf.tensor1d([2, 3, 4]), beta);
-      expect(Array.from(variance.dataSync())).toEqual([0, 0, 0]);
-      expect(Array.from(mean.dataSync())).toEqual([3, -1, 7]);
-      expect(Array.from(y.dataSync())).toEqual([0.5, -2, 4]);
-    });
-  });
-
-  test('NaN in x propagates to its channel instead of crashing', () => {
-    tf.tidy(() => {
-      const x = tf.tensor2d([[1, NaN], [2, 5], [4, 6]]);
-      const {y, mean} = batchNormTrain(x, null, null);
-      const values = y.dataSync();
-      expect(Number.isNaN(mean.dataSync()[1])).toBe(true);
-      expect([values[1], values[3], values[5]].every(Number.isNaN)).toBe(true);
-      // The other channel is untouched: (x − 7/3)/√(var + ε) with var = 14/9.
-      expect(values[0]).toBeCloseTo((1 - 7 / 3) / Math.sqrt(14 / 9 + 1e-3), 5);
-    });
-  });
-
-  test.each([[-1], [1], [[1, 2]]])('no tensor leaks from the op and its gradient inside tf.tidy (axis %j)', axis => {
+describeEachPath('batchNormTrain / batchNormInfer memory', () => {
+  test.each([[-1], [1], [[1, 2]], [[1, 3]]])('no tensor leaks from the op and its gradients inside tf.tidy (axis %j)', axis => {
     const x = tf.randomNormal([4, 3, 2, 5]);
+    const mask = tf.tensor([1, 0, 1, 1, 0, 1].concat(Array(18).fill(1)), [4, 3, 2]);
     const before = tf.memory().numTensors;
     tf.tidy(() => {
       const channels = batchNormTrain(x, null, null, {axis}).mean.size;
       const g = tf.ones([channels]);
       const b = tf.zeros([channels]);
-      tf.grads((xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => {
-        const r = batchNormTrain(xi, gi, bi, {axis});
-        return tf.addN([tf.sum(r.y), tf.sum(r.mean), tf.sum(r.variance)]);
-      })([x, g, b]);
-      batchNormInfer(x, g, g, g, b, {axis});
+      for (const m of [null, mask]) {
+        const loss = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => {
+          const r = batchNormTrain(xi, gi, bi, {axis, mask: m});
+          return tf.addN([tf.sum(tf.square(r.y)), tf.sum(r.mean), tf.sum(r.variance)]);
+        };
+        tf.grads(loss)([x, g, b]);
+        // Second order: a gradient penalty.
+        tf.grads((xi: tf.Tensor, gi: tf.Tensor) => tf.sum(tf.square(tf.grad((xj: tf.Tensor) => loss(xj, gi, b))(xi))))([x, g]);
+      }
+      tf.grads((xi: tf.Tensor, vi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.square(batchNormInfer(xi, g, vi, g, bi, {axis}))))([x, g, b]);
     });
     expect(tf.memory().numTensors).toBe(before);
-    // Outside tidy the op returns exactly its three outputs.
+    // Outside tidy the ops return exactly their outputs.
     const result = batchNormTrain(x, null, null, {axis});
     expect(tf.memory().numTensors).toBe(before + 3);
-    tf.dispose([result.y, result.mean, result.variance, x]);
+    const masked = batchNormTrain(x, null, null, {axis, mask});
+    expect(tf.memory().numTensors).toBe(before + 6);
+    const inferred = batchNormInfer(x, result.mean, result.variance, null, null, {axis});
+    expect(tf.memory().numTensors).toBe(before + 7);
+    tf.dispose([result.y, result.mean, result.variance, masked.y, masked.mean, masked.variance, inferred, x, mask]);
   });
 });
 
-test('registering again is harmless', () => {
-  expect(() => registerBatchNorm()).not.toThrow();
+test('registering again changes nothing and warns about nothing (a second copy of the package, a hot reload)', () => {
+  const names = [BatchNormTrain, BatchNormTrainGrad, BatchNormInfer];
+  const kernels = names.flatMap(name => ['cpu', 'wasm'].map(backend => tf.getKernel(name, backend)));
+  const gradients = names.map(name => tf.getGradient(name));
+  expect(kernels.every(k => k != null) && gradients.every(g => g != null)).toBe(true);
+  // tfjs replaces a kernel or gradient registered twice, with a console warning; registerBatchNorm must not.
+  const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  try {
+    registerBatchNorm();
+    expect(warn).not.toHaveBeenCalled();
+  } finally {
+    warn.mockRestore();
+  }
+  expect(names.flatMap(name => ['cpu', 'wasm'].map(backend => tf.getKernel(name, backend)))).toEqual(kernels);
+  expect(names.map(name => tf.getGradient(name))).toEqual(gradients);
 });

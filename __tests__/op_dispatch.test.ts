@@ -1,0 +1,123 @@
+/**
+ * The dispatch table (src/ops/dispatch.ts): each row decides what it says, and on cpu and wasm the
+ * kernels that actually run (tf.profile) are the ones the table names, for every mode, with and
+ * without TFJS_BATCHNORM_FORCE_COMPOSITE, for adjacent and non-adjacent axes and ranks 4 and 5. A
+ * backend that registers kernels under this package's names is picked up by that registration alone.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
+import {batchNormInfer, batchNormTrain} from '../src';
+import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
+import {decide, DISPATCH_TABLE, FORCE_COMPOSITE_FLAG, implementationFor, Implementation, Mode, Situation} from '../src/ops/dispatch';
+import {normalizeAxes} from '../src/ops/channel_axes';
+import {describeEachBackend} from './support/backends';
+
+const ordinary: Situation = {mode: 'train', fusedKernel: true, adjacentAxes: true, rank: 4, backendKernelBroadcasts: true};
+
+describe('the table', () => {
+  test.each([
+    [{mode: 'masked', fusedKernel: true}, 'composite'],
+    [{mode: 'train'}, 'fused'],
+    [{mode: 'trainGrad'}, 'fused'],
+    [{mode: 'infer'}, 'fused'],
+    [{mode: 'train', adjacentAxes: false}, 'composite'],
+    [{mode: 'infer', adjacentAxes: false}, 'backend'],
+    [{mode: 'infer', adjacentAxes: false, backendKernelBroadcasts: false}, 'composite'],
+    [{mode: 'train', fusedKernel: false}, 'composite'],
+    [{mode: 'trainGrad', fusedKernel: false}, 'composite'],
+    [{mode: 'infer', fusedKernel: false}, 'backend'],
+    [{mode: 'infer', fusedKernel: false, rank: 5}, 'composite'],
+    [{mode: 'infer', fusedKernel: false, rank: 2}, 'backend'],
+    [{mode: 'infer', fusedKernel: false, backendKernelBroadcasts: false}, 'composite'],
+    [{mode: 'train', fusedKernel: false, rank: 2}, 'composite'],
+  ] as Array<[Partial<Situation>, Implementation]>)('%j → %s', (change, expected) => {
+    expect(decide({...ordinary, ...change})).toBe(expected);
+  });
+
+  test('every row says when it applies', () => {
+    expect(DISPATCH_TABLE.map(r => r.when)).toEqual([
+      'always (no fused masked kernel)',
+      'kernel registered for the backend, axes adjacent, composite not forced',
+      'rank <= 4 and the backend\'s FusedBatchNorm broadcasts per channel',
+      'otherwise',
+    ]);
+  });
+
+  test('a mode the table does not know is an error, not a silent choice', () => {
+    expect(() => decide({...ordinary, mode: 'ghost' as Mode})).toThrow(/tfjs-batchnorm: no dispatch rule for \{"mode":"ghost"/);
+  });
+});
+
+/** What each implementation shows in the kernel list. */
+function expectKernels(names: string[], implementation: Implementation, ours: string, what: string): void {
+  const seen = {ours: names.includes(ours), backend: names.includes('FusedBatchNorm')};
+  const want = {ours: implementation === 'fused', backend: implementation === 'backend'};
+  expect({what, ...seen}).toEqual({what, ...want});
+}
+
+describeEachBackend('the table on a real backend', () => {
+  const configs: Array<{shape: number[]; axis: number | number[]}> = [
+    {shape: [2, 3, 4, 5], axis: -1}, {shape: [2, 3, 4, 5], axis: 1}, {shape: [2, 3, 4, 5], axis: [1, 3]},
+    {shape: [2, 3, 2, 2, 5], axis: -1}, {shape: [2, 3, 2, 2, 5], axis: [2, 3]},
+  ];
+  for (const forced of [false, true]) {
+    test.each(configs)(`forced composite ${forced}: shape $shape axis $axis`, async ({shape, axis}) => {
+      const axes = normalizeAxes(axis, shape.length);
+      const x = tf.randomNormal(shape);
+      const channels = axes.reduce((n, a) => n * shape[a], 1);
+      const stats = tf.ones([channels]);
+      const mask = tf.ones(shape.slice(0, -1));
+      tf.env().set(FORCE_COMPOSITE_FLAG, forced);
+      try {
+        const expected = (mode: Mode) => implementationFor(mode, shape.length, axes);
+        // The table's answers here, spelled out: cpu/wasm have every kernel; forced hides them.
+        const adjacent = axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
+        const trailing = adjacent && axes[axes.length - 1] === shape.length - 1;
+        expect(expected('train')).toBe(!forced && adjacent ? 'fused' : 'composite');
+        expect(expected('infer')).toBe(!forced && adjacent ? 'fused' : shape.length <= 4 && trailing ? 'backend' : 'composite');
+        expect(expected('masked')).toBe('composite');
+
+        const train = await tf.profile(() => tf.tidy(() => {
+          tf.grad((xi: tf.Tensor) => tf.sum(tf.square(batchNormTrain(xi, null, null, {axis}).y)))(x);
+        }));
+        expectKernels(train.kernelNames, expected('train'), BatchNormTrain, 'training forward');
+        expectKernels(train.kernelNames, expected('train'), BatchNormTrainGrad, 'training gradient');
+        const infer = await tf.profile(() => tf.tidy(() => {
+          tf.grad((xi: tf.Tensor) => tf.sum(tf.square(batchNormInfer(xi, stats, stats, null, null, {axis}))))(x);
+        }));
+        expectKernels(infer.kernelNames, expected('infer'), BatchNormInfer, 'inference');
+        const masked = await tf.profile(() => tf.tidy(() => {
+          tf.grad((xi: tf.Tensor) => tf.sum(tf.square(batchNormTrain(xi, null, null, {axis, mask}).y)))(x);
+        }));
+        expectKernels(masked.kernelNames, 'composite', BatchNormTrain, 'masked');
+      } finally {
+        tf.env().set(FORCE_COMPOSITE_FLAG, false);
+      }
+      tf.dispose([x, stats, mask]);
+    });
+  }
+}, ['cpu', 'wasm']);
+
+describe('a backend is picked up by registering kernels under this package\'s names', () => {
+  afterAll(async () => {
+    await tf.setBackend('cpu');
+    tf.removeBackend('bn-test');
+  });
+
+  test('a copy of cpu with the kernels runs them fused; without the gradient kernel, the gradient is the closed form in tf ops', async () => {
+    tf.registerBackend('bn-test', () => new MathBackendCPU());
+    tf.copyRegisteredKernels('cpu', 'bn-test');
+    await tf.setBackend('bn-test');
+    expect(implementationFor('train', 2, [1])).toBe('fused');
+    tf.unregisterKernel(BatchNormTrainGrad, 'bn-test');
+    expect(implementationFor('train', 2, [1])).toBe('fused');
+    expect(implementationFor('trainGrad', 2, [1])).toBe('composite');
+    const x = tf.tensor2d([[1, 2], [3, 5], [4, 4]]);
+    const {kernelNames, result} = await tf.profile(() => tf.grad((xi: tf.Tensor) => tf.sum(tf.square(batchNormTrain(xi, null, null).y)))(x));
+    expect(kernelNames).toContain(BatchNormTrain);
+    expect(kernelNames).not.toContain(BatchNormTrainGrad);
+    tf.unregisterKernel(BatchNormTrain, 'bn-test');
+    expect(implementationFor('train', 2, [1])).toBe('composite');
+    tf.dispose([x, result as tf.Tensor]);
+  });
+});
