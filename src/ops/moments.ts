@@ -39,19 +39,29 @@ function finiteOrZero(t: Tensor): Tensor {
   return where(isFinite(t), t, zerosLike(t));
 }
 
+/** Mask weights and their per-channel sums: Σw, and Σw + 1e-7 (what Keras divides by). */
+interface Weighting {
+  weights: Tensor;
+  total: Tensor;
+  count: Tensor;
+}
+
 /**
  * The shift: a first float32 pass of the (weighted) mean, itself taken around the first value of
  * each channel. It only has to land within a few spreads of the true mean for the second pass to
  * keep every digit: when the first value is typical (the fused kernels' float64 shift) the first
  * pass is nearly exact, and when it is an outlier or a masked-out position the first pass still
- * lands near the mean. Non-finite values become 0, so an infinite value gives the IEEE mean
- * (±Infinity) wherever it sits, as on the fused path.
+ * lands near the mean. Weighted, it is (first·Σw + Σw·(x − first))/(Σw + 1e-7), so a channel with
+ * every position masked gets the shift 0 (and mean 0, as Keras). Non-finite values become 0, so
+ * an infinite value gives the IEEE mean (±Infinity) wherever it sits, as on the fused path.
  */
-function shiftOf(x: Tensor, {reduce, perChannelShape}: BroadcastGeometry, weights: Tensor | null, count: Tensor | number): Tensor {
+function shiftOf(x: Tensor, {reduce, perChannelShape}: BroadcastGeometry, weighting: Weighting | null): Tensor {
   return stopGradient(() => {
     const first = finiteOrZero(slice(x, x.shape.map(() => 0), perChannelShape));
     const around = sub(x, first);
-    return finiteOrZero(add(first, weights == null ? mean(around, reduce, true) : div(sum(mul(weights, around), reduce, true), count)));
+    if (weighting == null) return finiteOrZero(add(first, mean(around, reduce, true)));
+    const {weights, total, count} = weighting;
+    return finiteOrZero(div(add(mul(first, total), sum(mul(weights, around), reduce, true)), count));
   });
 }
 
@@ -63,14 +73,15 @@ export function compositeMoments(x: Tensor, geometry: BroadcastGeometry, weights
   const {reduce} = geometry;
   if (weights == null) {
     const count = x.size / geometry.perChannelShape.reduce((n, d) => n * d, 1);
-    const shift = shiftOf(x, geometry, null, count);
+    const shift = shiftOf(x, geometry, null);
     const shifted = sub(x, shift);
     const meanShifted = mean(shifted, reduce, true);
     const centered = sub(shifted, meanShifted);
     return {mean: add(shift, meanShifted), variance: mean(square(centered), reduce, true), centered, weights, count};
   }
-  const count = add(sum(weights, reduce, true), KERAS_BACKEND_EPSILON);
-  const shift = shiftOf(x, geometry, weights, count);
+  const total = sum(weights, reduce, true);
+  const count = add(total, KERAS_BACKEND_EPSILON);
+  const shift = shiftOf(x, geometry, {weights, total, count});
   const shifted = sub(x, shift);
   // Σw·x/count = shift·Σw/count + Σw·(x − shift)/count, and shift·Σw/count − shift = −shift·1e-7/count.
   const meanShifted = sub(div(sum(mul(weights, shifted), reduce, true), count), div(mul(shift, KERAS_BACKEND_EPSILON), count));
