@@ -7,6 +7,11 @@ import {resolve} from 'path';
 // The golden cases live beside the checkout; Stryker runs jest in a sandbox copy, so tell the
 // tests where they are (support/golden.ts reads GOLDEN_CASES).
 process.env.GOLDEN_CASES ??= resolve('..', 'shared', 'golden', 'batchnorm_cases.json');
+// Fewer random problems per property (op_properties.test.ts), and no 2^20-value case
+// (op_precision.test.ts): both cost seconds per mutant, and Stryker's mutants (operators,
+// literals, conditions) are caught by the smaller cases too.
+process.env.FC_RUNS ??= '25';
+process.env.MUTATION_RUN ??= '1';
 
 export default {
   $schema: './node_modules/@stryker-mutator/core/schema/stryker-schema.json',

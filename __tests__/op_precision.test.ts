@@ -62,8 +62,9 @@ describeEachPath('precision', (backend, path) => {
 
   // cpu's tf-ops path takes about 20 s for this size on 2 busy cores and sums in float64 (its Sum
   // kernel accumulates in JS numbers), so it would add time and nothing else: the case is declared
-  // for the fused paths and for wasm's tf-ops path (whose Sum accumulates in float32).
-  if (!(backend === 'cpu' && path === 'composite')) {
+  // for the fused paths and for wasm's tf-ops path (whose Sum accumulates in float32). Mutation
+  // runs (MUTATION_RUN, see stryker.config.mjs) leave it out: seconds per mutant.
+  if (!(backend === 'cpu' && path === 'composite') && !process.env.MUTATION_RUN) {
     describe('2^20 values per channel, the first an outlier 1000 below the others', () => {
       // Fused (float64 sums): measured worst 1.6e-7, tolerance 1e-6. wasm's tf-ops path, whose
       // float32 sums run sequentially over a million values: measured 1.7e-3, tolerance 1e-2.
