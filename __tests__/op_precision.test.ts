@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {batchNormTrain} from '../src';
 import {SIMD_FLAG} from '../src/kernels/simd';
-import {describeEachPath} from './support/backends';
+import {describeEachPath, withFlag} from './support/backends';
 import {expectClose} from './support/golden';
 import {random} from './support/problems';
 import {refMoments, RefProblem, refTrain, refTrainGrad} from './support/reference';
@@ -77,12 +77,7 @@ describeEachPath('precision', (backend, path) => {
       if (backend === 'wasm' && path === 'fused') {
         test('the same through the JS loops on wasm (SIMD off)', () => {
           const {p, dy, want} = outlierCase();
-          tf.env().set(SIMD_FLAG, false);
-          try {
-            expectAll(run(p, dy), want, tolerance, label('outlier, JS loops'));
-          } finally {
-            tf.env().set(SIMD_FLAG, true);
-          }
+          withFlag(SIMD_FLAG, false, () => expectAll(run(p, dy), want, tolerance, label('outlier, JS loops')));
         });
       }
     });

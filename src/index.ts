@@ -7,7 +7,7 @@ import {registerBatchNorm} from './register';
 registerBatchNorm();
 
 export {batchNormTrain} from './ops/batch_norm_train';
-export type {BatchNormOptions, BatchNormTrainResult} from './ops/batch_norm_train';
+export type {BatchNormOptions, BatchNormTrainOptions, BatchNormTrainResult} from './ops/batch_norm_train';
 export {batchNormInfer} from './ops/batch_norm_infer';
 export type {AxisArg} from './ops/validate';
 export {BatchNormTrain as BATCH_NORM_TRAIN_KERNEL, BatchNormTrainGrad as BATCH_NORM_TRAIN_GRAD_KERNEL, BatchNormInfer as BATCH_NORM_INFER_KERNEL} from './kernel_names';

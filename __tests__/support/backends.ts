@@ -79,13 +79,18 @@ export function describeEachPath(title: string, body: (backend: BackendName, pat
   }, backends);
 }
 
-/** Runs f with TFJS_BATCHNORM_FORCE_COMPOSITE set to `forced`, restoring it afterwards. */
-export function withForcedComposite<T>(forced: boolean, f: () => T): T {
-  const previous = tf.env().getBool(FORCE_COMPOSITE_FLAG);
-  tf.env().set(FORCE_COMPOSITE_FLAG, forced);
+/** Runs f with the boolean tf.env() flag set to `value`, restoring it afterwards (f is synchronous). */
+export function withFlag<T>(flag: string, value: boolean, f: () => T): T {
+  const previous = tf.env().getBool(flag);
+  tf.env().set(flag, value);
   try {
     return f();
   } finally {
-    tf.env().set(FORCE_COMPOSITE_FLAG, previous);
+    tf.env().set(flag, previous);
   }
+}
+
+/** Runs f with TFJS_BATCHNORM_FORCE_COMPOSITE set to `forced`, restoring it afterwards. */
+export function withForcedComposite<T>(forced: boolean, f: () => T): T {
+  return withFlag(FORCE_COMPOSITE_FLAG, forced, f);
 }

@@ -29,18 +29,12 @@ function normalization(centered: Tensor, gamma: Tensor | null, variance: Tensor,
   return {rstd, scale: gamma == null ? rstd : mul(gamma, rstd), xhat: mul(centered, rstd)};
 }
 
-/** Per-channel gradients, each computed only when asked for (tfjs asks only for inputs on the path). */
-export interface LazyInferenceGrads {
-  dx: () => Tensor;
-  dmean: () => Tensor;
-  dvariance: () => Tensor;
-  dgamma: () => Tensor;
-  dbeta: () => Tensor;
-}
+/** Gradients by name, each computed only when asked for (tfjs asks only for the inputs on the path). */
+export type LazyGrads<Name extends string> = Record<Name, () => Tensor>;
 
 /** Gradients of Σ y·dy for y = (x − μ)·γ/√(σ² + ε) + β with given statistics (the inference mode). */
 export function inferenceGrads(dy: Tensor, centered: Tensor, gamma: Tensor | null, variance: Tensor,
-                               {reduce}: BroadcastGeometry, epsilon: number): LazyInferenceGrads {
+                               {reduce}: BroadcastGeometry, epsilon: number): LazyGrads<'dx' | 'dmean' | 'dvariance' | 'dgamma' | 'dbeta'> {
   const {rstd, scale, xhat} = normalization(centered, gamma, variance, epsilon);
   const sumDy = () => sum(dy, reduce, true);
   const sumDyXhat = () => sum(mul(dy, xhat), reduce, true);
@@ -92,15 +86,6 @@ export interface UpstreamOfGrad {
   ddbeta: Tensor;
 }
 
-/** Lazy gradients for every input of the fused gradient kernel. */
-export interface LazyTrainingGradGrads {
-  dy: () => Tensor;
-  x: () => Tensor;
-  gamma: () => Tensor;
-  dmean: () => Tensor;
-  dvariance: () => Tensor;
-}
-
 /**
  * The double backward: the gradient of the unmasked trainingGrads with respect to its inputs dy, x,
  * γ, dmean and dvariance. μ and σ² are the statistics of x (the fused kernel recomputes μ and is
@@ -115,7 +100,8 @@ export interface LazyTrainingGradGrads {
  * exceeds float32 there for ε below about 1e-26.
  */
 export function trainingGradGrads(upstream: UpstreamOfGrad, dy: Tensor, centered: Tensor, gamma: Tensor, variance: Tensor,
-                                  dvariance: Tensor, {reduce}: BroadcastGeometry, epsilon: number, n: number): LazyTrainingGradGrads {
+                                  dvariance: Tensor, {reduce}: BroadcastGeometry, epsilon: number, n: number):
+    LazyGrads<'dy' | 'x' | 'gamma' | 'dmean' | 'dvariance'> {
   const {ddx: g, ddgamma: gGamma, ddbeta: gBeta} = upstream;
   const {rstd, scale, xhat} = normalization(centered, gamma, variance, epsilon);
   const perN = (t: Tensor) => div(t, scalar(n));
