@@ -21,7 +21,7 @@ export default {
   mutate: ['src/ops/**/*.ts', 'src/gradients/**/*.ts', 'src/kernels/**/*.ts', '!src/kernels/simd_binary.ts'],
   ignorePatterns: ['dist', 'models', 'bench/results.*', 'examples/browser/dist', 'reports', '__tests__/artifacts', 'scratch'],
   concurrency: 2,
-  timeoutMS: 60000,
+  timeoutMS: 15000,
   reporters: ['clear-text', 'progress', 'json'],
   jsonReporter: {fileName: 'reports/mutation/mutation.json'},
   thresholds: {high: 90, low: 85, break: 85},

@@ -133,3 +133,17 @@ test('registering again changes nothing and warns about nothing (a second copy o
   expect(names.flatMap(name => ['cpu', 'wasm'].map(backend => tf.getKernel(name, backend)))).toEqual(kernels);
   expect(names.map(name => tf.getGradient(name))).toEqual(gradients);
 });
+
+describeEachBackend('the mask is not differentiated', () => {
+  test('tf.grad with respect to the mask fails (no partial gradient through the statistics only)', () => {
+    tf.tidy(() => {
+      const x = tf.randomNormal([3, 4, 2]);
+      const mask = tf.tensor2d([[1, 0, 1, 1], [1, 1, 0, 1], [0, 1, 1, 1]]);
+      const loss = (m: tf.Tensor) => {
+        const r = batchNormTrain(x, null, null, {mask: m});
+        return tf.addN([tf.sum(tf.square(r.y)), tf.sum(r.mean), tf.sum(r.variance)]);
+      };
+      expect(() => tf.grad(loss)(mask)).toThrow(/Cannot compute gradient of y=f\(x\) with respect to x/);
+    });
+  });
+});

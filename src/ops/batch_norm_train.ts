@@ -3,6 +3,7 @@ import {broadcastTo, cast, engine, ones, reshape, Tensor, Tensor1D, tidy, zeros}
 import {BatchNormTrain, BatchNormTrainAttrs, BatchNormTrainInputs} from '../kernel_names';
 import {batchNormTrainComposite} from './batch_norm_composite';
 import {implementationFor} from './dispatch';
+import {stopGradient} from './moments';
 import {AxisArg, CheckedArgs, checkCommon, checkMask, checkPerChannel} from './validate';
 
 /** Options shared by batchNormTrain and batchNormInfer. */
@@ -18,6 +19,7 @@ export interface BatchNormTrainOptions extends BatchNormOptions {
   /**
    * A Keras mask: x's shape without its last axis, broadcast over that axis. Positions where it is
    * 0 (false) are left out of the batch statistics, as in Keras 3; every position is normalized.
+   * Any dtype (bool, or 0/1 numbers); it is not differentiated.
    */
   mask?: Tensor | null;
 }
@@ -47,9 +49,13 @@ function fusedTrain(args: CheckedArgs, gamma: Tensor | null, beta: Tensor | null
   return {y, mean: mean as Tensor1D, variance: variance as Tensor1D};
 }
 
-/** A Keras mask as one float32 weight per element of x: expanded at the last axis and broadcast. */
+/**
+ * A Keras mask as one float32 weight per element of x: expanded at the last axis and broadcast. A
+ * constant to the tape: the mask says which positions count, it is not differentiated (tf.grad
+ * with respect to it fails with tfjs' "Cannot compute gradient" rather than giving a partial answer).
+ */
 function maskWeights(mask: Tensor, x: Tensor): Tensor {
-  return broadcastTo(reshape(cast(mask, 'float32'), [...mask.shape, 1]), x.shape);
+  return stopGradient(() => broadcastTo(reshape(cast(mask, 'float32'), [...mask.shape, 1]), x.shape));
 }
 
 /**
