@@ -350,7 +350,7 @@ describe('checks for any handler (checkedLoader, checkModelArtifacts)', () => {
     const data = artifacts.weightData as ArrayBuffer;
     artifacts.weightData = data.slice(0, data.byteLength - 4);
     await expect(checkModelArtifacts(artifacts, 'memory')).rejects.toThrow(
-        `the weight data of memory holds ${data.byteLength - 4} bytes but the weights manifest needs ${data.byteLength} bytes; ` +
+        `memory: the weight data holds ${data.byteLength - 4} bytes but the weights manifest needs ${data.byteLength} bytes; ` +
         'missing or truncated weights: bn/moving_variance');
   });
 

@@ -99,7 +99,7 @@ function checkWeightData(artifacts: io.ModelArtifacts, source: string): io.Weigh
     throw new Error(`${source}: 'weightData' is ${describeJson(weightData)}, expected an ArrayBuffer or a list of them`);
   }
   if (weightSpecs == null) throw new Error(`${source}: there is weight data but no weight specs describing it`);
-  const problem = weightSizeProblem(`the weight data of ${source}`, weightSpecs, new io.CompositeArrayBuffer(weightData).byteLength);
+  const problem = weightSizeProblem(`${source}: the weight data`, weightSpecs, new io.CompositeArrayBuffer(weightData).byteLength);
   if (problem != null) throw new Error(problem);
   return weightSpecs;
 }

@@ -261,12 +261,12 @@ export class BatchNorm extends layers.Layer {
       throw argumentError(fn, 'weights', `${got}, expected ${shapes.length}: [${names.join(', ')}]`);
     }
     weights.forEach((w: unknown, i) => {
-      const expected = `expected a float32 tensor of shape [${shapes[i]}]`;
-      const problem = !(w instanceof Tensor) ? `is ${String(w)}` :
-          w.isDisposed ? 'is a disposed tensor' :
-          w.shape.join() !== shapes[i].join() ? `has shape [${w.shape}]` :
-          w.dtype !== 'float32' ? `has dtype ${w.dtype}` : null;
-      if (problem != null) throw argumentError(fn, 'weights', `[${i}] (${names[i]}) ${problem}, ${expected}`);
+      const tensor = `a float32 tensor of shape [${shapes[i]}]`;
+      const problem = !(w instanceof Tensor) ? `is ${String(w)}, expected ${tensor}` :
+          w.isDisposed ? `is a disposed tensor, expected ${tensor}` :
+          w.shape.join() !== shapes[i].join() ? `has shape [${w.shape}], expected shape [${shapes[i]}]` :
+          w.dtype !== 'float32' ? `has dtype ${w.dtype}, expected float32` : null;
+      if (problem != null) throw argumentError(fn, 'weights', `[${i}] (${names[i]}) ${problem}`);
     });
   }
 
