@@ -5,6 +5,7 @@
  * their moving statistics. Both classes hold the same weights under the same names and write the
  * same config keys, so everything here reads names and configs, never private fields.
  */
+import type {Tensor} from '@tensorflow/tfjs-core';
 import {LayersModel, layers, LayerVariable, Sequential} from '@tensorflow/tfjs-layers';
 import {BatchNorm} from '../layers/batch_norm';
 import {normalizeAxes} from '../ops/channel_axes';
@@ -94,10 +95,14 @@ export function checkBuiltModel(fn: string, model: unknown): LayersModel {
   }
   // A Sequential model that knows its input shape builds its graph on first use; do that now, as predict would.
   if (model instanceof Sequential && !model.built && model.inputs.length > 0) model.build();
-  const unbuilt = batchNormLayersOf(model).filter(b => !b.layer.built).map(b => describeLayer(b.layer, b.path));
+  const found = batchNormLayersOf(model);
+  const unbuilt = found.filter(b => !b.layer.built).map(b => describeLayer(b.layer, b.path));
   if (!model.built || unbuilt.length > 0) {
     throw new Error(`${fn}: model '${model.name}' is not built, so ${unbuilt.length > 0 ? `its layers ${unbuilt.join(', ')} have` : 'its layers have'} ` +
         `no weights yet; give its first layer an inputShape, or call model.build(shape) or model.predict once first`);
   }
+  // read() itself throws a bare 'already disposed' for a disposed variable: look at the value it holds.
+  const disposed = found.find(b => b.layer.weights.some(w => (w as unknown as {val: Tensor}).val.isDisposed));
+  if (disposed != null) throw new Error(`${fn}: model '${model.name}' has been disposed (layer ${describeLayer(disposed.layer, disposed.path)} has no weights left)`);
   return model;
 }

@@ -12,6 +12,7 @@ import {io, NamedTensorMap, Tensor, tensor} from '@tensorflow/tfjs-core';
 import {LayersModel, LayerVariable, loadLayersModel} from '@tensorflow/tfjs-layers';
 import {checkBuiltModel, weightNamed} from './batch_norm_layers';
 import {FoldPair, FoldPlan, KeptBatchNorm, planFold} from './fold_plan';
+import {completeConfig} from './fold_targets';
 import {foldedWeights} from './fold_weights';
 
 type Json = {[key: string]: unknown};
@@ -58,6 +59,7 @@ function rewriteContainer(json: {class_name: string; config: Json}, container: L
     if (into.has(name)) entry.config.use_bias = true;
     for (const node of entry.inbound_nodes ?? []) node.forEach(rewire);
     const layer = container.getLayer(name);
+    completeConfig(entry, layer);
     if (layer instanceof LayersModel) rewriteContainer(entry, layer, pairs);
   }
   for (const ref of (json.config.output_layers as unknown[][] | undefined) ?? []) rewire(ref);

@@ -67,3 +67,16 @@ export function tfjsLimitation(layer: Layer): string | null {
   }
   return null;
 }
+
+/**
+ * Fills in config keys that tfjs 4.22 reads but does not write, so that the folded copy (made from
+ * the model's JSON, as a load would) and any saved copy of it keep them: SeparableConv2D's
+ * getConfig drops depthMultiplier, and without it the copy's depthwise kernel has the wrong shape.
+ * Edits the layer entry's (snake_case) config in place.
+ */
+export function completeConfig(entry: {class_name: string; config: {[key: string]: unknown}}, layer: Layer): void {
+  const depthMultiplier = (layer as unknown as {depthMultiplier?: number}).depthMultiplier;
+  if (entry.class_name === 'SeparableConv2D' && entry.config.depth_multiplier == null && depthMultiplier != null) {
+    entry.config.depth_multiplier = depthMultiplier;
+  }
+}
