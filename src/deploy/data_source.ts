@@ -7,7 +7,7 @@
  * Ownership follows tfjs: tensors from a Dataset or a generator belong to the reader (model.fitDataset
  * disposes them too), so they are disposed after use; tensors in an array stay the caller's.
  */
-import {NamedTensorMap, Tensor} from '@tensorflow/tfjs-core';
+import {NamedTensorMap, Tensor, TensorContainer} from '@tensorflow/tfjs-core';
 import type {LayersModel} from '@tensorflow/tfjs-layers';
 
 /** One batch: a tensor (one-input model), one tensor per model input, a map by input name, or {xs: …} as fitDataset reads. */
@@ -20,7 +20,7 @@ export interface DatasetLike<T> {
 
 /** Where recalibrate reads batches from. */
 export type RecalibrationData =
-  | DatasetLike<RecalibrationBatch>
+  | DatasetLike<TensorContainer>
   | RecalibrationBatch[]
   | (() => Iterator<RecalibrationBatch> | AsyncIterator<RecalibrationBatch>);
 
@@ -36,7 +36,7 @@ export interface Pass {
   next(): Promise<PassBatch | null>;
 }
 
-function isDataset(data: unknown): data is DatasetLike<RecalibrationBatch> {
+function isDataset(data: unknown): data is DatasetLike<TensorContainer> {
   return data != null && typeof (data as DatasetLike<unknown>).iterator === 'function';
 }
 
