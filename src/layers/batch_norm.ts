@@ -224,8 +224,8 @@ export class BatchNorm extends layers.Layer {
       const {y, mean, variance} = mask == null ?
           batchNormTrain(x, gamma, beta, options) :
           this.maskedBatchNormTrain(x, mask, gamma, beta);
-      // Only training moves the statistics: inference with batch statistics leaves the model as it was.
-      if (training) {
+      // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
+      if (training && kwargs.training === true) {
         this.updateMovingAverage(this.movingMean, mean);
         this.updateMovingAverage(this.movingVariance, variance);
       }
