@@ -9,10 +9,10 @@
  * output, then tanh), max|Δ| / max|output|. Measured: 4.1e-8 (cpu); BATCH_TOLERANCE = 1e-6 (~24×).
  */
 import * as tf from '@tensorflow/tfjs';
-import {BatchNorm, batchNormalization, replaceBuiltinBatchNormalization, stockFormat} from '../src';
+import {BatchNorm, batchNormalization, stockFormat} from '../src';
 import {errorRelativeToMagnitude} from './support/deploy_models';
 import {refInfer, refTrain} from './support/reference';
-import {saveToMemory} from './support/round_trip';
+import {loadReplacingStock, saveToMemory} from './support/round_trip';
 
 const BATCH_TOLERANCE = 1e-6;
 
@@ -61,15 +61,6 @@ function kerasArtifacts(bnClassName = 'BatchNormalization', kwargs: object = {tr
   const weightData = new Float32Array(weights.flatMap(([, , v]) => v)).buffer;
   const weightSpecs = weights.map(([name, shape]) => ({name, shape, dtype: 'float32' as const}));
   return {modelTopology, weightSpecs, weightData, format: 'layers-model'};
-}
-
-async function loadReplacingStock(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
-  const undo = replaceBuiltinBatchNormalization();
-  try {
-    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  } finally {
-    undo();
-  }
 }
 
 const x = () => tf.randomNormal([4, 4, 4, 3], 1, 2, 'float32', 11);
