@@ -148,6 +148,20 @@ describe('a Keras model.json with BatchNormalization()(x, training=True)', () =>
     model.dispose();
   });
 
+  test('training: null (Python None) is no argument: predict uses the moving statistics, fit moves them', async () => {
+    const model = await loadReplacingStock(kerasArtifacts('BatchNormalization', {training: null}));
+    const input = x();
+    const got = (model.predict(input) as tf.Tensor).dataSync();
+    expect(errorRelativeToMagnitude(got, expected(model, input, 'moving'))).toBeLessThanOrEqual(BATCH_TOLERANCE);
+    model.compile({optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError'});
+    const stats = movingStatistics(model);
+    const target = tf.zeros([4, 4, 4, 2]);
+    await model.fit(input, target, {epochs: 1, batchSize: 4, verbose: 0});
+    expect(movingStatistics(model)).not.toEqual(stats);
+    tf.dispose([input, target]);
+    model.dispose();
+  });
+
   test('a layer called at two call sites that disagree: a clear error naming the layer', () => {
     const input = tf.input({shape: [3]});
     const bn = batchNormalization({name: 'twice'});

@@ -22,14 +22,17 @@ export const INFERENCE_STATISTICS_KEY = 'inference_statistics';
  * undefined when none gives one. Throws, naming the layer, when call sites disagree.
  */
 export function callSiteTraining(layer: layers.Layer): boolean | undefined {
-  const values = new Set(layer.inboundNodes.map(node => node.callArgs?.training));
+  // null (Python None) means no argument, as in Keras.
+  const values = new Set(layer.inboundNodes.map(node => {
+    const value = node.callArgs?.training;
+    return value == null ? undefined : Boolean(value);
+  }));
   if (values.size > 1) {
-    const seen = [...values].map(v => (v === undefined ? 'no training argument' : `training: ${String(v)}`)).join(', ');
+    const seen = [...values].map(v => (v === undefined ? 'no training argument' : `training: ${v}`)).join(', ');
     throw new Error(`layer '${layer.name}' is called at ${layer.inboundNodes.length} call sites with different ` +
         `'training' arguments (${seen}); tfjs runs every call of a layer the same way, so this cannot be honored`);
   }
-  const [value] = values;
-  return value === undefined ? undefined : value === true;
+  return values.values().next().value;
 }
 
 /**
