@@ -117,6 +117,17 @@ describeEachBackend('foldBatchNorm', backend => {
     }
   });
 
+  test('constraints on the folded weights are dropped (tfjs would clip the folded kernel when it loads it)', async () => {
+    const original = layerThenBatchNorm([3], tf.layers.dense({name: 'layer', units: 2, kernelConstraint: 'nonNeg', biasConstraint: 'nonNeg',
+      kernelInitializer: tf.initializers.ones()}), batchNormalization({name: 'bn'}));
+    original.getLayer('bn').setWeights([tf.tensor1d([-1.5, 2]), tf.tensor1d([0.5, -3]), tf.tensor1d([0.5, 1]), tf.tensor1d([2, 1])]);
+    const model = await foldBatchNorm(original);
+    expect(model.getLayer('layer').getConfig()).toMatchObject({kernelConstraint: null, biasConstraint: null});
+    expectSamePredictions(model, original);
+    model.dispose();
+    original.dispose();
+  });
+
   test('a MobileNet-style block (depthwise → BN → ReLU6 → pointwise → BN) folds both batch norms', async () => {
     const original = mobileNetBlock({inputShape: [8, 8, 4], filters: 6, seed: 3});
     randomizeBatchNorms(original);

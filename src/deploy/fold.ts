@@ -12,7 +12,7 @@ import {io, NamedTensorMap, Tensor, tensor} from '@tensorflow/tfjs-core';
 import {LayersModel, LayerVariable, loadLayersModel} from '@tensorflow/tfjs-layers';
 import {checkBuiltModel, weightNamed} from './batch_norm_layers';
 import {FoldPair, FoldPlan, KeptBatchNorm, planFold} from './fold_plan';
-import {completeConfig} from './fold_targets';
+import {completeConfig, foldTargetOf} from './fold_targets';
 import {foldedWeights} from './fold_weights';
 
 type Json = {[key: string]: unknown};
@@ -42,7 +42,7 @@ export interface FoldOptions {
 function rewriteContainer(json: {class_name: string; config: Json}, container: LayersModel, pairs: FoldPair[]): void {
   const mine = pairs.filter(p => p.container === container);
   const replaced = new Map(mine.map(p => [p.batchNorm.name, p]));
-  const into = new Set(mine.map(p => p.into.name));
+  const into = new Map(mine.map(p => [p.into.name, foldTargetOf(p.into)]));
   const entries = (json.config.layers as LayerEntry[]).filter(e => !replaced.has(e.config.name as string));
   json.config.layers = entries;
   // [layer name, node index, tensor index(, kwargs)]: the layer before a folded batch norm is called once in
@@ -56,7 +56,10 @@ function rewriteContainer(json: {class_name: string; config: Json}, container: L
   };
   for (const entry of entries) {
     const name = entry.config.name as string;
-    if (into.has(name)) entry.config.use_bias = true;
+    if (into.has(name)) {
+      entry.config.use_bias = true;
+      for (const key of into.get(name)?.constraints ?? []) entry.config[key] = null;
+    }
     for (const node of entry.inbound_nodes ?? []) node.forEach(rewire);
     const layer = container.getLayer(name);
     completeConfig(entry, layer);

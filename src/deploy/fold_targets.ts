@@ -22,10 +22,18 @@ interface FoldTarget {
   inner(kernelShape: number[]): number;
   /** Whether a dataFormat option decides where the output channels are (Dense has none). */
   hasDataFormat: boolean;
+  /**
+   * Config keys (snake_case) of the constraints on the weights folding changes. tfjs applies a
+   * constraint whenever it writes a weight, loading included, so a folded kernel that the constraint
+   * does not allow (a negative γ under nonNeg, a larger norm under maxNorm) would be clipped: they are
+   * dropped from the folded layer's config (constraints only matter for further training).
+   */
+  constraints: string[];
 }
 
-const CHANNELS_LAST: FoldTarget = {kernel: 'kernel', inner: () => 1, hasDataFormat: true};
-const TRANSPOSED: FoldTarget = {kernel: 'kernel', inner: shape => shape[shape.length - 1], hasDataFormat: true};
+const KERNEL_CONSTRAINTS = ['kernel_constraint', 'bias_constraint'];
+const CHANNELS_LAST: FoldTarget = {kernel: 'kernel', inner: () => 1, hasDataFormat: true, constraints: KERNEL_CONSTRAINTS};
+const TRANSPOSED: FoldTarget = {kernel: 'kernel', inner: shape => shape[shape.length - 1], hasDataFormat: true, constraints: KERNEL_CONSTRAINTS};
 
 const TARGETS: {[className: string]: FoldTarget} = {
   Dense: {...CHANNELS_LAST, hasDataFormat: false},
@@ -34,8 +42,8 @@ const TARGETS: {[className: string]: FoldTarget} = {
   Conv3D: CHANNELS_LAST,
   Conv2DTranspose: TRANSPOSED,
   Conv3DTranspose: TRANSPOSED,
-  DepthwiseConv2D: {kernel: 'depthwise_kernel', inner: () => 1, hasDataFormat: true},
-  SeparableConv2D: {kernel: 'pointwise_kernel', inner: () => 1, hasDataFormat: true},
+  DepthwiseConv2D: {kernel: 'depthwise_kernel', inner: () => 1, hasDataFormat: true, constraints: ['depthwise_constraint', 'bias_constraint']},
+  SeparableConv2D: {kernel: 'pointwise_kernel', inner: () => 1, hasDataFormat: true, constraints: ['pointwise_constraint', 'bias_constraint']},
 };
 
 /** The class names a batch norm can be folded into, for messages. */
