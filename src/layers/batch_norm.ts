@@ -210,8 +210,9 @@ export class BatchNorm extends layers.Layer {
     return tidy(() => {
       const x = this.singleInput(inputs);
       const mask = this.checkMask(x, kwargs.mask);
+      const modelTraining = kwargs.training === true;
       // A call-site argument (Keras `bn(x, training=True)`, kept in the layer's node) overrides the model's.
-      const training = callSiteTraining(this) ?? kwargs.training === true;
+      const training = callSiteTraining(this) ?? modelTraining;
       const gamma = this.gamma?.read() ?? null;
       const beta = this.beta?.read() ?? null;
       const options = {axis: this.channelAxes, epsilon: this.epsilon};
@@ -225,7 +226,7 @@ export class BatchNorm extends layers.Layer {
           batchNormTrain(x, gamma, beta, options) :
           this.maskedBatchNormTrain(x, mask, gamma, beta);
       // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
-      if (training && kwargs.training === true) {
+      if (training && modelTraining) {
         this.updateMovingAverage(this.movingMean, mean);
         this.updateMovingAverage(this.movingVariance, variance);
       }
