@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import {BatchNorm, batchNormalization, replaceBuiltinBatchNormalization, stockFormat} from '../src';
 import {fileHandler} from '../src/io/file_handler';
-import {compileForTest, expectSamePredictions, saveToMemory, train} from './support/round_trip';
+import {compileForTest, expectSamePredictions, loadReplacingStock, saveToMemory, train} from './support/round_trip';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -48,16 +48,6 @@ async function withoutThisPackage<T>(body: () => Promise<T>): Promise<T> {
     return await body();
   } finally {
     classNameMap[BatchNorm.className] = entry;
-  }
-}
-
-/** Loads artifacts with replaceBuiltinBatchNormalization in effect, undoing it afterwards. */
-async function loadReplacingStock(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
-  const undo = replaceBuiltinBatchNormalization();
-  try {
-    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  } finally {
-    undo();
   }
 }
 

@@ -5,6 +5,7 @@
  * class name, and in an axis list, which the stock format cannot hold.
  */
 import {io, serialization} from '@tensorflow/tfjs-core';
+import {inferenceStatisticsToCallSite} from '../deploy/call_site_training';
 import {BatchNorm} from '../layers/batch_norm';
 import {forEachLayerEntry, LayerEntry, soleHandler} from './model_checks';
 
@@ -55,6 +56,7 @@ function toStockEntry(entry: LayerEntry): void {
     }
     config.axis = axis[0];
   }
+  inferenceStatisticsToCallSite(entry);
   entry.class_name = STOCK_CLASS_NAME;
 }
 
