@@ -27,7 +27,7 @@ function describeWeightsFile(group: io.WeightsManifestConfig[number]): string {
   return `weights file (for ${names.slice(0, MAX_NAMED).join(', ')}${more})`;
 }
 
-/** A tf.io handler that saves to a directory and loads from a model.json file in the tfjs-node layout. */
+/** A tf.io handler that saves to a directory and loads from its model.json, in the layout every tfjs file:// loader reads. */
 export class FileHandler implements io.IOHandler {
   private readonly target: string;
 
