@@ -3,13 +3,14 @@
  * its float32 data and which loops (plain JS, or SIMD WebAssembly in the wasm backend's heap) run
  * over it. Each kernel reads x at most twice and allocates nothing full-size beyond its
  * outputs; all per-channel arithmetic happens in float64. The forward outputs are
- * y = (x − μ)·(γ/√(σ² + ε)) + β element by element, so a channel of equal values gives exactly β
- * and non-finite inputs give the IEEE result of that formula, as on the composite path.
+ * y = (x − μ)·(γ/√(σ² + ε)) + β (normalizeChannels: folded into one multiply-add where that loses
+ * nothing), so a channel of equal values gives exactly β and non-finite inputs give the IEEE result
+ * of that formula, as on the composite path.
  */
 import type {KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 import type {BatchNormAttrs} from '../kernel_names';
 import {channelLayout} from '../ops/channel_axes';
-import {channelMoments, gradientSums, Loops} from './loops';
+import {channelMoments, gradientSums, Loops, normalizeChannels} from './loops';
 
 /** How a backend exposes tensor memory to the kernels, and the loops that run over it. */
 export interface BufferAccess {
@@ -42,11 +43,13 @@ export function trainKernel(access: BufferAccess): KernelFunc {
       const moments = channelMoments(loops, xs, layout);
       const scale = new Float64Array(layout.channels);
       for (let c = 0; c < layout.channels; c++) {
-        scale[c] = g[c] / Math.sqrt(moments.variance[c] + epsilon);
+        const s = g[c] / Math.sqrt(moments.variance[c] + epsilon);
+        // Variance 0: every x equals the mean, so y = 0·s + β exactly (NaN for an infinite s, as IEEE says).
+        scale[c] = moments.variance[c] === 0 ? 0 * s : s;
         mean[c] = moments.mean[c];
         variance[c] = moments.variance[c];
       }
-      loops.affine(xs, y, layout, moments.mean, scale, Float64Array.from(b));
+      normalizeChannels(loops, xs, y, layout, moments.mean, scale, Float64Array.from(b));
     });
   };
 }
@@ -95,7 +98,7 @@ export function inferKernel(access: BufferAccess): KernelFunc {
     const [y] = access.run(backend, [x, mean, variance, gamma, beta], [x.shape], ([xs, m, v, g, b], [out]) => {
       const scale = new Float64Array(layout.channels);
       for (let c = 0; c < layout.channels; c++) scale[c] = g[c] / Math.sqrt(v[c] + epsilon);
-      loops.affine(xs, out, layout, Float64Array.from(m), scale, Float64Array.from(b));
+      normalizeChannels(loops, xs, out, layout, Float64Array.from(m), scale, Float64Array.from(b));
     });
     return y;
   };

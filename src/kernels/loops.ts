@@ -14,13 +14,8 @@ import type {ChannelLayout} from '../ops/channel_axes';
 export interface Loops {
   /** sum[c] += Σ(x − shift[c]) and sumSq[c] += Σ(x − shift[c])² over channel c (one read of x). */
   momentSums(x: Float32Array, layout: ChannelLayout, shift: Float64Array, sum: Float64Array, sumSq: Float64Array): void;
-  /**
-   * y = (x − center[c])·scale[c] + offset[c] for every element (one read of x, one write of y).
-   * Centering first keeps the digits x·scale + (offset − center·scale) would cancel away when
-   * |center·scale| dwarfs the result (a channel of equal values, or a tiny epsilon), and gives the
-   * IEEE result of the formula for infinite scales.
-   */
-  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): void;
+  /** y = x·scale[c] + offset[c] for every element (one read of x, one write of y). */
+  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, scale: Float64Array, offset: Float64Array): void;
   /** sumDy[c] += Σdy, sumDyXs[c] += Σdy·(x − shift[c]), sumXs[c] += Σ(x − shift[c]) (one read of dy and x). */
   gradientSums(dy: Float32Array, x: Float32Array, layout: ChannelLayout, shift: Float64Array,
                sumDy: Float64Array, sumDyXs: Float64Array, sumXs: Float64Array): void;
@@ -83,26 +78,24 @@ export const jsLoops: Loops = {
     }
   },
 
-  affine(x, y, {outer, channels, inner}, center, scale, offset) {
+  affine(x, y, {outer, channels, inner}, scale, offset) {
     if (inner === 1) {
       const rows = blockRows(channels);
       for (let o = 0; o < outer; o += rows) {
         const end = Math.min(outer, o + rows) * channels;
         for (let c = 0; c < channels; c++) {
-          const m = center[c];
           const a = scale[c];
           const b = offset[c];
-          for (let i = o * channels + c; i < end; i += channels) y[i] = (x[i] - m) * a + b;
+          for (let i = o * channels + c; i < end; i += channels) y[i] = x[i] * a + b;
         }
       }
       return;
     }
     for (let o = 0; o < outer; o++) {
       for (let c = 0; c < channels; c++) {
-        const m = center[c];
         const a = scale[c];
         const b = offset[c];
-        for (let i = (o * channels + c) * inner, end = i + inner; i < end; i++) y[i] = (x[i] - m) * a + b;
+        for (let i = (o * channels + c) * inner, end = i + inner; i < end; i++) y[i] = x[i] * a + b;
       }
     }
   },
@@ -175,6 +168,46 @@ export const jsLoops: Loops = {
     }
   },
 };
+
+/**
+ * y = (x − center[c])·scale[c] + offset[c], element by element in memory order: the exact form of
+ * the normalization, for the rare problems where the fast affine's folded offset (offset −
+ * center·scale) would cancel digits away or be ∞ − ∞ (see normalizeChannels). Not tuned: it runs
+ * only for channels of equal values with a small epsilon, huge values, or infinite scales.
+ */
+export function affineCentered(x: Float32Array, y: Float32Array, {outer, channels, inner}: ChannelLayout,
+                               center: Float64Array, scale: Float64Array, offset: Float64Array): void {
+  for (let o = 0, i = 0; o < outer; o++) {
+    for (let c = 0; c < channels; c++) {
+      for (const end = i + inner; i < end; i++) y[i] = (x[i] - center[c]) * scale[c] + offset[c];
+    }
+  }
+}
+
+/**
+ * The largest |center·scale| for which the fast affine x·scale + (offset − center·scale) is used:
+ * its float64 rounding is then below 2^24·2^-53 = 2^-29 in absolute terms, far below float32's
+ * resolution of any output that is not itself tiny. Beyond it (a channel of equal values with a
+ * small epsilon, or values like 3e13) the terms cancel and affineCentered runs.
+ */
+const MAX_FOLDED = 2 ** 24;
+
+/**
+ * y = (x − center)·scale + offset per channel: through the loops' fast affine when every channel
+ * folds safely (finite scale, |center·scale| <= 2^24), else through affineCentered, so that a
+ * channel of equal values gives exactly `offset` (β) and infinite scales give the IEEE value of the
+ * formula, as on the tf-ops path.
+ */
+export function normalizeChannels(loops: Loops, x: Float32Array, y: Float32Array, layout: ChannelLayout,
+                                  center: Float64Array, scale: Float64Array, offset: Float64Array): void {
+  const folded = new Float64Array(layout.channels);
+  for (let c = 0; c < layout.channels; c++) {
+    const shift = center[c] * scale[c];
+    if (!(Number.isFinite(scale[c]) && Math.abs(shift) <= MAX_FOLDED)) return affineCentered(x, y, layout, center, scale, offset);
+    folded[c] = offset[c] - shift;
+  }
+  loops.affine(x, y, layout, scale, folded);
+}
 
 /**
  * The shift of each channel: its first value, close enough to the mean to keep the sums small; 0

@@ -25,8 +25,8 @@ interface EmscriptenModule {
 interface SimdExports {
   momentsLast(x: number, rows: number, channels: number, shift: number, sum: number, sumSq: number): void;
   momentsRuns(x: number, outer: number, channels: number, inner: number, shift: number, sum: number, sumSq: number): void;
-  affineLast(x: number, y: number, rows: number, channels: number, center: number, scale: number, offset: number): void;
-  affineRuns(x: number, y: number, outer: number, channels: number, inner: number, center: number, scale: number, offset: number): void;
+  affineLast(x: number, y: number, rows: number, channels: number, scale: number, offset: number): void;
+  affineRuns(x: number, y: number, outer: number, channels: number, inner: number, scale: number, offset: number): void;
   gradientSumsLast(dy: number, x: number, rows: number, channels: number, shift: number,
                    sumDy: number, sumDyXs: number, sumXs: number): void;
   gradientSumsRuns(dy: number, x: number, outer: number, channels: number, inner: number, shift: number,
@@ -69,11 +69,11 @@ class SimdLoops implements Loops {
     this.get(layout.channels, [1, sum], [2, sumSq]);
   }
 
-  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, center: Float64Array, scale: Float64Array, offset: Float64Array): void {
-    if (!this.fits([x, y], layout)) return jsLoops.affine(x, y, layout, center, scale, offset);
-    const [p, q, r] = this.put(layout.channels, center, scale, offset);
-    if (layout.inner === 1) this.fns.affineLast(x.byteOffset, y.byteOffset, layout.outer, layout.channels, p, q, r);
-    else this.fns.affineRuns(x.byteOffset, y.byteOffset, layout.outer, layout.channels, layout.inner, p, q, r);
+  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, scale: Float64Array, offset: Float64Array): void {
+    if (!this.fits([x, y], layout)) return jsLoops.affine(x, y, layout, scale, offset);
+    const [p, q] = this.put(layout.channels, scale, offset);
+    if (layout.inner === 1) this.fns.affineLast(x.byteOffset, y.byteOffset, layout.outer, layout.channels, p, q);
+    else this.fns.affineRuns(x.byteOffset, y.byteOffset, layout.outer, layout.channels, layout.inner, p, q);
   }
 
   gradientSums(dy: Float32Array, x: Float32Array, layout: ChannelLayout, shift: Float64Array,

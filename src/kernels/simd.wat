@@ -113,9 +113,9 @@
       (br $block)))
   )
 
-  ;; y = (x − center[c])·scale[c] + offset[c] in float64, rounded to float32; channels-last.
+  ;; y = x·scale[c] + offset[c] in float64, rounded to float32; channels-last.
   (func (export "affineLast") (param $x i32) (param $y i32) (param $rows i32) (param $C i32)
-        (param $center i32) (param $scale i32) (param $offset i32)
+        (param $scale i32) (param $offset i32)
     (local $p i32) (local $toY i32) (local $end i32) (local $rowEnd i32) (local $c8 i32) (local $v v128)
     (local.set $p (local.get $x))
     (local.set $toY (i32.sub (local.get $y) (local.get $x)))
@@ -130,14 +130,12 @@
         (v128.store (i32.add (local.get $p) (local.get $toY))
           (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
             (f32x4.demote_f64x2_zero
-              (f64x2.add (f64x2.mul (f64x2.sub (f64x2.promote_low_f32x4 (local.get $v))
-                                               (v128.load (i32.add (local.get $center) (local.get $c8))))
+              (f64x2.add (f64x2.mul (f64x2.promote_low_f32x4 (local.get $v))
                                     (v128.load (i32.add (local.get $scale) (local.get $c8))))
                          (v128.load (i32.add (local.get $offset) (local.get $c8)))))
             (f32x4.demote_f64x2_zero
-              (f64x2.add (f64x2.mul (f64x2.sub (f64x2.promote_low_f32x4
-                                                 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
-                                               (v128.load offset=16 (i32.add (local.get $center) (local.get $c8))))
+              (f64x2.add (f64x2.mul (f64x2.promote_low_f32x4
+                                      (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
                                     (v128.load offset=16 (i32.add (local.get $scale) (local.get $c8))))
                          (v128.load offset=16 (i32.add (local.get $offset) (local.get $c8)))))))
         (local.set $p (i32.add (local.get $p) (i32.const 16)))
@@ -146,8 +144,7 @@
       (block $tailDone (loop $tail
         (br_if $tailDone (i32.ge_u (local.get $p) (local.get $rowEnd)))
         (f32.store (i32.add (local.get $p) (local.get $toY))
-          (f32.demote_f64 (f64.add (f64.mul (f64.sub (f64.promote_f32 (f32.load (local.get $p)))
-                                                     (f64.load (i32.add (local.get $center) (local.get $c8))))
+          (f32.demote_f64 (f64.add (f64.mul (f64.promote_f32 (f32.load (local.get $p)))
                                             (f64.load (i32.add (local.get $scale) (local.get $c8))))
                                    (f64.load (i32.add (local.get $offset) (local.get $c8))))))
         (local.set $p (i32.add (local.get $p) (i32.const 4)))
@@ -158,9 +155,9 @@
 
   ;; The same for x laid out as [outer, C, inner].
   (func (export "affineRuns") (param $x i32) (param $y i32) (param $outer i32) (param $C i32) (param $inner i32)
-        (param $center i32) (param $scale i32) (param $offset i32)
+        (param $scale i32) (param $offset i32)
     (local $p i32) (local $toY i32) (local $end i32) (local $runEnd i32) (local $c8 i32) (local $c8End i32)
-    (local $m v128) (local $a v128) (local $b v128) (local $mf f64) (local $af f64) (local $bf f64) (local $v v128)
+    (local $a v128) (local $b v128) (local $af f64) (local $bf f64) (local $v v128)
     (local.set $p (local.get $x))
     (local.set $toY (i32.sub (local.get $y) (local.get $x)))
     (local.set $end (i32.add (local.get $x)
@@ -172,10 +169,8 @@
       (block $channelsDone (loop $channel
         (br_if $channelsDone (i32.ge_u (local.get $c8) (local.get $c8End)))
         (local.set $runEnd (i32.add (local.get $p) (i32.shl (local.get $inner) (i32.const 2))))
-        (local.set $mf (f64.load (i32.add (local.get $center) (local.get $c8))))
         (local.set $af (f64.load (i32.add (local.get $scale) (local.get $c8))))
         (local.set $bf (f64.load (i32.add (local.get $offset) (local.get $c8))))
-        (local.set $m (f64x2.splat (local.get $mf)))
         (local.set $a (f64x2.splat (local.get $af)))
         (local.set $b (f64x2.splat (local.get $bf)))
         (block $vecDone (loop $vec
@@ -184,12 +179,10 @@
           (v128.store (i32.add (local.get $p) (local.get $toY))
             (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23
               (f32x4.demote_f64x2_zero
-                (f64x2.add (f64x2.mul (f64x2.sub (f64x2.promote_low_f32x4 (local.get $v)) (local.get $m)) (local.get $a))
-                           (local.get $b)))
+                (f64x2.add (f64x2.mul (f64x2.promote_low_f32x4 (local.get $v)) (local.get $a)) (local.get $b)))
               (f32x4.demote_f64x2_zero
-                (f64x2.add (f64x2.mul (f64x2.sub (f64x2.promote_low_f32x4
-                                                   (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
-                                                 (local.get $m))
+                (f64x2.add (f64x2.mul (f64x2.promote_low_f32x4
+                                        (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))
                                       (local.get $a))
                            (local.get $b)))))
           (local.set $p (i32.add (local.get $p) (i32.const 16)))
@@ -197,8 +190,7 @@
         (block $tailDone (loop $tail
           (br_if $tailDone (i32.ge_u (local.get $p) (local.get $runEnd)))
           (f32.store (i32.add (local.get $p) (local.get $toY))
-            (f32.demote_f64 (f64.add (f64.mul (f64.sub (f64.promote_f32 (f32.load (local.get $p))) (local.get $mf)) (local.get $af))
-                                     (local.get $bf))))
+            (f32.demote_f64 (f64.add (f64.mul (f64.promote_f32 (f32.load (local.get $p))) (local.get $af)) (local.get $bf))))
           (local.set $p (i32.add (local.get $p) (i32.const 4)))
           (br $tail)))
         (local.set $c8 (i32.add (local.get $c8) (i32.const 8)))
