@@ -1,0 +1,90 @@
+/**
+ * Ghost batches (Hoffer et al. 2017) exactly as Keras 2's `virtual_batch_size`: in training, a batch
+ * of B samples is viewed as [virtualBatchSize, B / virtualBatchSize, …], so with k = B /
+ * virtualBatchSize ghost batch j holds samples j, j + k, j + 2k, …; each is normalized with its own
+ * statistics (gradients flow through each), and the moving statistics move once per step toward
+ * the mean over ghost batches of their means and biased variances. Inference is unchanged.
+ *
+ * In that view the ghost index (axis 1) is one more channel axis: every original channel axis a
+ * becomes a + 1, and the op normalizes each (ghost, channel) pair on its own. γ and β are the same
+ * for every ghost batch, so they are tiled k times (the tile's gradient sums the k parts back).
+ */
+import {mean, reshape, Tensor, tile} from '@tensorflow/tfjs-core';
+import {argumentError} from '../ops/validate';
+
+/** What the statistics are computed over: x (maybe viewed as ghost batches) and its channel axes. */
+export interface StatisticsView {
+  x: Tensor;
+  /** The mask in the same view, or null. */
+  mask: Tensor | null;
+  /** Channel axes of `x` in this view: the ghost axis and the layer's channel axes. */
+  axes: number[];
+  /** The axes the mask lacks (the layer's own channel axes, in this view). */
+  maskAxes: number[];
+  /** Number of ghost batches k (1 without ghost batches). */
+  ghosts: number;
+}
+
+/** The view without ghost batches: x itself. */
+export function plainView(x: Tensor, mask: Tensor | null, axes: number[]): StatisticsView {
+  return {x, mask, axes, maskAxes: axes, ghosts: 1};
+}
+
+/** Ghost batches split the batch axis, so it cannot be a channel axis (Keras 2 refuses it too). */
+export function checkGhostAxes(fn: string, axis: unknown, axes: number[]): void {
+  if (axes.includes(0)) {
+    throw argumentError(fn, 'axis', `is ${JSON.stringify(axis)}, which includes the batch axis 0; with virtualBatchSize ` +
+        `the batch axis is split into ghost batches, so it cannot be a channel axis`);
+  }
+}
+
+/**
+ * Keras 2's weight shape with virtual_batch_size: the input's shape with every non-channel axis set
+ * to 1, and a 1 inserted for the ghost axis (rank + 1 dimensions), so that Keras 2 files load as
+ * they are and files saved here load in Keras 2.
+ */
+export function ghostWeightShape(inputShape: Array<number | null>, axes: number[]): number[] {
+  const shape = inputShape.map((d, i) => (axes.includes(i) ? d as number : 1));
+  shape.splice(1, 0, 1);
+  return shape;
+}
+
+/**
+ * x (and the mask) as [virtualBatchSize, k, …]; refuses a batch size that virtualBatchSize does not
+ * divide (Keras 2 fails there too, with a reshape error).
+ */
+export function ghostView(fn: string, x: Tensor, mask: Tensor | null, axes: number[], virtualBatchSize: number): StatisticsView {
+  const batch = x.shape[0];
+  if (batch % virtualBatchSize !== 0) {
+    throw argumentError(fn, 'virtualBatchSize', `is ${virtualBatchSize}, which does not divide the batch size ${batch}: ` +
+        `in training each batch is split into ghost batches of ${virtualBatchSize} samples`);
+  }
+  const ghosts = batch / virtualBatchSize;
+  const split = (t: Tensor) => reshape(t, [virtualBatchSize, ghosts, ...t.shape.slice(1)]);
+  const shifted = axes.map(a => a + 1);
+  return {x: split(x), mask: mask == null ? null : split(mask), axes: [1, ...shifted], maskAxes: shifted, ghosts};
+}
+
+/** A per-channel tensor repeated for every ghost batch: [k · channels], ghost-major like the view's channels. */
+export function perGhost(t: Tensor, ghosts: number): Tensor {
+  const flat = reshape(t, [t.size]);
+  return ghosts === 1 ? flat : tile(flat, [ghosts]);
+}
+
+/** Per-(ghost, channel) statistics [k · channels] → their mean over ghost batches [channels]. */
+export function meanOverGhosts(t: Tensor, ghosts: number): Tensor {
+  return ghosts === 1 ? t : mean(reshape(t, [ghosts, t.size / ghosts]), 0);
+}
+
+/**
+ * Keras 2 writes a ghost-batch layer's axes shifted by one (it adds 1 to them in build, then
+ * get_config writes them: axis [4] for channels-last rank 4; Keras 2 itself cannot load that back,
+ * keras-team/tf-keras#546). Keras 2 writes them as a list of non-negative axes ≥ 2 after the shift,
+ * which no other writer produces for a ghost-batch BatchNormalization (tfjs and stockFormat write an
+ * integer), so such an axis in a 'BatchNormalization' config is read back shifted down by one.
+ */
+export function unshiftKeras2GhostAxis(axis: unknown, virtualBatchSize: unknown): unknown {
+  const keras2 = virtualBatchSize != null && Array.isArray(axis) && axis.length > 0 &&
+      axis.every(a => Number.isInteger(a) && a >= 2);
+  return keras2 ? (axis as number[]).map(a => a - 1) : axis;
+}
