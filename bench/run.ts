@@ -15,6 +15,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import {backendAvailability, BackendName} from '../__tests__/support/backends';
 import {maxRelativeError} from '../__tests__/support/golden';
 import {checkTargets, ContenderResult, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Mode, Row, stockNotes, writeResults} from './report';
+import {markdownVariantTable, VARIANT_NOTES, VariantRow, variantTargetSummary} from './variants';
 import {BenchShape, Contender, ContenderName, Inputs, inferenceStep, makeContender, makeInputs, SHAPES, trainingStep} from './workloads';
 
 /** How long to measure: rounds alternate the contenders; each round runs each task ≥ minIterations and ≥ timeMs. */
@@ -121,7 +122,17 @@ async function measure(names: ContenderName[], mode: Mode, shape: BenchShape, in
   }
 }
 
-async function benchBackend(backend: BackendName, shapes: BenchShape[], plan: Plan, rows: Row[]): Promise<void> {
+/** Issue 11: a training step with renorm and with ghost batches against a plain one, interleaved. */
+async function benchVariants(backend: BackendName, shape: BenchShape, inputs: Inputs, plan: Plan, variantRows: VariantRow[]): Promise<void> {
+  const measured = await measure(['ours', 'ours-renorm', 'ours-ghost'], 'training', shape, inputs, plan);
+  const row: VariantRow = {backend, shape: shape.id, shapeLabel: shape.label, plain: measured.get('ours')!,
+    renorm: measured.get('ours-renorm')!, ghost: measured.get('ours-ghost')!};
+  variantRows.push(row);
+  console.log(`  ${backend} ${shape.label} training: plain ${row.plain.medianMs!.toFixed(2)} ms, renorm ${row.renorm.medianMs!.toFixed(2)} ms, ` +
+    `ghost batches ${row.ghost.medianMs!.toFixed(2)} ms`);
+}
+
+async function benchBackend(backend: BackendName, shapes: BenchShape[], plan: Plan, rows: Row[], variantRows: VariantRow[]): Promise<void> {
   if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} failed to initialize`);
   await tf.ready();
   for (const shape of shapes) {
@@ -139,6 +150,7 @@ async function benchBackend(backend: BackendName, shapes: BenchShape[], plan: Pl
         const js = row.oursJs ? `, ours with JS loops ${row.oursJs.medianMs!.toFixed(2)} ms` : '';
         console.log(`  ${backend} ${shape.label} ${mode}: ours ${row.ours.medianMs!.toFixed(2)} ms (${row.ours.samples} samples)${js}, stock ${stock}`);
       }
+      await benchVariants(backend, shape, inputs, plan, variantRows);
     } finally {
       tf.dispose([inputs.x, inputs.dy]);
     }
@@ -194,6 +206,7 @@ async function main(): Promise<void> {
   const options = process.argv.slice(2).join(' ');
   const skipped: string[] = [];
   const rows: Row[] = [];
+  const variantRows: VariantRow[] = [];
   const loadBefore = os.loadavg()[0];
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
   for (const backend of backends) {
@@ -204,7 +217,7 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(`${backend}:`);
-    await benchBackend(backend, shapes, plan, rows);
+    await benchBackend(backend, shapes, plan, rows, variantRows);
   }
   const machine = await machineInfo(options, skipped, loadBefore);
   const checks = checkTargets(rows);
@@ -213,12 +226,19 @@ async function main(): Promise<void> {
   console.log(`\nTargets (issue 4, at [32,32,32,64]):\n${markdownTargets(checks)}`);
   const simd = markdownSimdTable(rows);
   if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (wasm backend, our layer):\n${simd}`);
+  const variants = `${markdownVariantTable(variantRows)}\n\n${VARIANT_NOTES}\n\n${variantTargetSummary(variantRows)}`;
+  console.log(`\nBatch Renormalization and ghost batches (training step):\n${variants}`);
   const leaks = rows.filter(r => (r.ours.leakedTensors ?? 0) !== 0 || (r.oursJs?.leakedTensors ?? 0) !== 0);
+  for (const r of variantRows.filter(v => (v.renorm.leakedTensors ?? 0) !== 0 || (v.ghost.leakedTensors ?? 0) !== 0)) {
+    console.error(`error: ours ${r.backend} ${r.shape} renorm/ghost leaked ${r.renorm.leakedTensors}/${r.ghost.leakedTensors} tensors`);
+    process.exitCode = 1;
+  }
   for (const r of rows.filter(r => (r.stock.leakedTensors ?? 0) !== 0)) {
     console.log(`warning: stock ${r.backend} ${r.shape} ${r.mode} leaked ${r.stock.leakedTensors} tensors while timed`);
   }
   if (!values.quick && values.backend == null && values.shape == null || values.write) {
-    writeResults(__dirname, machine, rows, checks);
+    writeResults(__dirname, machine, rows, checks, {variants: variantRows}, [
+      '## Batch Renormalization and ghost batches (issue 11): training step vs plain', '', variants, '']);
     console.log('\nwrote bench/results.json and bench/results.md');
   }
   if (leaks.length > 0) {

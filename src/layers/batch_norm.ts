@@ -17,7 +17,7 @@ import {reductionAxes} from '../ops/channel_axes';
 import {argumentError, AxisArg, checkAxes, checkEpsilon} from '../ops/validate';
 import {checkArgumentNames, checkAxisArgument, checkBoolean, checkKerasCompatibility, checkMomentum, checkVirtualBatchSize,
   KerasCompatibilityArgs} from './config';
-import {checkGhostAxes, ghostView, ghostWeightShape, meanOverGhosts, perGhost, plainView, StatisticsView} from './ghost';
+import {checkGhostAxes, fromView, ghostView, ghostWeightShape, meanOverGhosts, perGhost, plainView, StatisticsView} from './ghost';
 import {updateMovingAverage} from './moving_statistics';
 import {composeCorrection, RENORM_STEP_WEIGHT_NAME, RENORM_WEIGHT_NAMES, renormCorrection, RenormSettings, RenormState,
   sqrtInitializer, updateRenormStatistics} from './renorm';
@@ -243,7 +243,7 @@ export class BatchNorm extends layers.Layer {
         updateMovingAverage(this.movingMean, mean, this.momentum);
         updateMovingAverage(this.movingVariance, variance, this.momentum);
       }
-      return view.ghosts === 1 ? y : reshape(y, x.shape);
+      return view.x === x ? y : fromView(view, y, x.shape);
     });
   }
 

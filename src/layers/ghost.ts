@@ -7,9 +7,9 @@
  *
  * In that view the ghost index (axis 1) is one more channel axis: every original channel axis a
  * becomes a + 1, and the op normalizes each (ghost, channel) pair on its own. γ and β are the same
- * for every ghost batch, so they are tiled k times (the tile's gradient sums the k parts back).
+ * for every ghost batch, so they are repeated k times (whose gradient sums the k parts back).
  */
-import {mean, reshape, Tensor, tile} from '@tensorflow/tfjs-core';
+import {add, mean, reshape, Tensor, transpose, zeros} from '@tensorflow/tfjs-core';
 import {argumentError} from '../ops/validate';
 
 /** What the statistics are computed over: x (maybe viewed as ghost batches) and its channel axes. */
@@ -23,11 +23,13 @@ export interface StatisticsView {
   maskAxes: number[];
   /** Number of ghost batches k (1 without ghost batches). */
   ghosts: number;
+  /** The permutation that took x into this view after the reshape, if any (undone on y). */
+  perm: number[] | null;
 }
 
 /** The view without ghost batches: x itself. */
 export function plainView(x: Tensor, mask: Tensor | null, axes: number[]): StatisticsView {
-  return {x, mask, axes, maskAxes: axes, ghosts: 1};
+  return {x, mask, axes, maskAxes: axes, ghosts: 1, perm: null};
 }
 
 /** Ghost batches split the batch axis, so it cannot be a channel axis (Keras 2 refuses it too). */
@@ -52,6 +54,12 @@ export function ghostWeightShape(inputShape: Array<number | null>, axes: number[
 /**
  * x (and the mask) as [virtualBatchSize, k, …]; refuses a batch size that virtualBatchSize does not
  * divide (Keras 2 fails there too, with a reshape error).
+ *
+ * When the layer's channel axes are adjacent but do not follow the ghost axis (channels-last: view
+ * [V, k, H, W, C], channel axes 1 and 4), the view is also transposed to move the ghost axis next
+ * to them ([V, H, W, k, C]): the op's fused kernels need adjacent channel axes, and one transpose
+ * each way (and two in the backward pass) costs far less than the composite ops that non-adjacent
+ * axes take on cpu and wasm. The masked path is composite anyway and keeps the plain view.
  */
 export function ghostView(fn: string, x: Tensor, mask: Tensor | null, axes: number[], virtualBatchSize: number): StatisticsView {
   const batch = x.shape[0];
@@ -62,13 +70,32 @@ export function ghostView(fn: string, x: Tensor, mask: Tensor | null, axes: numb
   const ghosts = batch / virtualBatchSize;
   const split = (t: Tensor) => reshape(t, [virtualBatchSize, ghosts, ...t.shape.slice(1)]);
   const shifted = axes.map(a => a + 1);
-  return {x: split(x), mask: mask == null ? null : split(mask), axes: [1, ...shifted], maskAxes: shifted, ghosts};
+  const first = shifted[0];
+  const adjacent = shifted.every((a, i) => a === first + i);
+  if (mask == null && adjacent && first > 2) {
+    // [0, 2, …, first − 1, 1, first, …]: the ghost axis moves to just before the channel axes.
+    const rank = x.rank + 1;
+    const perm = [0, ...Array.from({length: first - 2}, (_, i) => i + 2), 1, ...Array.from({length: rank - first}, (_, i) => first + i)];
+    return {x: transpose(split(x), perm), mask: null, axes: [first - 1, ...shifted], maskAxes: shifted, ghosts, perm};
+  }
+  return {x: split(x), mask: mask == null ? null : split(mask), axes: [1, ...shifted], maskAxes: shifted, ghosts, perm: null};
 }
 
-/** A per-channel tensor repeated for every ghost batch: [k · channels], ghost-major like the view's channels. */
+/** y from a view back in x's shape. */
+export function fromView(view: StatisticsView, y: Tensor, shape: number[]): Tensor {
+  if (view.perm == null) return reshape(y, shape);
+  const inverse = view.perm.map((_, i) => view.perm!.indexOf(i));
+  return reshape(transpose(y, inverse), shape);
+}
+
+/**
+ * A per-channel tensor repeated for every ghost batch: [k · channels], ghost-major like the view's
+ * channels. Repeated by a broadcasting add, whose gradient is one sum over the ghost axis: tf.tile's
+ * (and tf.broadcastTo's, which is a tile) is a slice and an add per ghost batch.
+ */
 export function perGhost(t: Tensor, ghosts: number): Tensor {
-  const flat = reshape(t, [t.size]);
-  return ghosts === 1 ? flat : tile(flat, [ghosts]);
+  if (ghosts === 1) return reshape(t, [t.size]);
+  return reshape(add(zeros([ghosts, 1]), reshape(t, [1, t.size])), [ghosts * t.size]);
 }
 
 /** Per-(ghost, channel) statistics [k · channels] → their mean over ghost batches [channels]. */
