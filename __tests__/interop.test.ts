@@ -8,7 +8,7 @@ import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
 import {BatchNorm, batchNormalization, replaceBuiltinBatchNormalization, stockFormat} from '../src';
-import {compileForTest, expectSamePredictions, saveToMemory, train} from './support/round_trip';
+import {compileForTest, expectSamePredictions, loadReplacingStock, saveToMemory, train} from './support/round_trip';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -50,15 +50,6 @@ async function withoutThisPackage<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Loads artifacts with replaceBuiltinBatchNormalization in effect, undoing it afterwards. */
-async function loadReplacingStock(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
-  const undo = replaceBuiltinBatchNormalization();
-  try {
-    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  } finally {
-    undo();
-  }
-}
 
 describe('replaceBuiltinBatchNormalization', () => {
   it('loads a model saved by stock tfjs with BatchNorm in place: same weights, identical predictions; undo restores the stock class', async () => {

@@ -12,11 +12,11 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import {BatchNorm, batchNormalization, replaceBuiltinBatchNormalization, stockFormat} from '../src';
+import {BatchNorm, batchNormalization, stockFormat} from '../src';
 import {expectClose} from './support/golden';
 import {RefProblem} from './support/reference';
 import {refVariantTrain, RefVariantOptions} from './support/reference_variants';
-import {saveToMemory} from './support/round_trip';
+import {loadReplacingStock, saveToMemory} from './support/round_trip';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -50,14 +50,6 @@ function kerasArtifacts(options: {generatedBy: string; kerasVersion: string; bat
   };
 }
 
-async function loadReplacingStock(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
-  const undo = replaceBuiltinBatchNormalization();
-  try {
-    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  } finally {
-    undo();
-  }
-}
 
 /**
  * Predictions of the loaded model: bit for bit those of plain batch normalization (our layer,

@@ -14,6 +14,7 @@ export {BatchNormTrain as BATCH_NORM_TRAIN_KERNEL, BatchNormTrainGrad as BATCH_N
 export {registerBatchNorm} from './register';
 export {BatchNorm, batchNormalization} from './layers/batch_norm';
 export type {BatchNormArgs} from './layers/batch_norm';
+export type {ClipBound, RenormClipping, RenormRamp} from './layers/renorm_clipping';
 export {fileHandler, registerFileRouter} from './io/file_handler';
 export {checkedLoader, checkModelArtifacts} from './io/model_checks';
 export {replaceBuiltinBatchNormalization, stockFormat, toStockArtifacts} from './io/stock_format';
