@@ -50,7 +50,6 @@ async function withoutThisPackage<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
-
 describe('replaceBuiltinBatchNormalization', () => {
   it('loads a model saved by stock tfjs with BatchNorm in place: same weights, identical predictions; undo restores the stock class', async () => {
     const stock = model(false);

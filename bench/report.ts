@@ -165,17 +165,13 @@ churned through hundreds of MB in the same process). Reference points from issue
 (not measured by this script): a C loop (gcc -O3) doing the same fused passes takes 2.6 ms for the
 [32,32,32,64] training step, PyTorch 1.13 on one thread 15 ms.`;
 
-/**
- * Writes bench/results.json and bench/results.md; `extraJson` and `extraMarkdown` (lines) are
- * further results (issue 11's variants) appended to each.
- */
-export function writeResults(dir: string, machine: Machine, rows: Row[], checks: TargetCheck[],
-                             extraJson: object = {}, extraMarkdown: string[] = []): void {
-  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({machine, rows, targets: checks, ...extraJson}, null, 2)}\n`);
+/** Writes bench/results.json and bench/results.md. */
+export function writeResults(dir: string, machine: Machine, rows: Row[], checks: TargetCheck[]): void {
+  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({machine, rows, targets: checks}, null, 2)}\n`);
   const simd = markdownSimdTable(rows);
   const md = ['# Benchmark results', '', markdownMachine(machine), '', markdownTable(rows), '', NOTES, '',
     ...(simd ? ['## What the SIMD WebAssembly loops buy (wasm backend, our layer)', '', simd, ''] : []),
-    '## Targets (issue 4, at [32,32,32,64])', '', markdownTargets(checks), '', ...extraMarkdown].join('\n');
+    '## Targets (issue 4, at [32,32,32,64])', '', markdownTargets(checks), ''].join('\n');
   writeFileSync(path.join(dir, 'results.md'), md);
 }
 

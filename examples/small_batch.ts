@@ -25,13 +25,12 @@ import {parseArgs} from 'util';
 import {batchNormalization, BatchNormArgs} from '../src';
 import {BackendName, parseBackend, selectBackend} from './backend';
 import {lineChartSvg, Series} from './chart';
-import {convnet} from './convnet';
 import {disposeSplit, loadDigits, permutation, random, Split} from './mnist_data';
+import {convnet, SEED} from './mnist_model';
 import {finalAccuracy, printTable, RunCurves, trainRun} from './training';
 
 const TRAIN_SIZE = 2000;
 const TEST_SIZE = 1000;
-const SEED = 42;
 /** SGD learning rate per image: 0.5 at batch 64. */
 const LEARNING_RATE_PER_IMAGE = 0.5 / 64;
 /** Moving averages span about this many images, whatever the batch size. */
@@ -125,7 +124,7 @@ async function train(run: Run, data: {train: Split, test: Split}, epochs: number
   const stepsPerEpoch = Math.floor(TRAIN_SIZE / run.batchSize);
   const args = {momentum: 1 - run.batchSize / AVERAGE_OVER_IMAGES, ...run.args(epochs * stepsPerEpoch)};
   if (args.renorm) args.renormMomentum = args.momentum;
-  const model = convnet(() => batchNormalization(args), SEED);
+  const model = convnet(() => batchNormalization(args));
   model.compile({optimizer: tf.train.sgd(LEARNING_RATE_PER_IMAGE * run.batchSize), loss: 'categoricalCrossentropy'});
   const next = random(SEED + 1);
   const order = () => (run.twoClassBatches ? twoClassOrder(data.train.labels, run.batchSize, next) :

@@ -5,7 +5,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {SingleBar} from 'cli-progress';
-import {testAccuracy} from './convnet';
 import {Split} from './mnist_data';
 
 /** How one run trains. */
@@ -81,4 +80,12 @@ export function printTable(header: string[], rows: string[][]): void {
 /** The final test accuracy of a run, as a percentage. */
 export function finalAccuracy(curves: RunCurves): string {
   return `${(100 * curves.testAccuracy[curves.testAccuracy.length - 1][1]).toFixed(1)}%`;
+}
+
+/** Fraction of test images classified correctly, in inference mode (normalization uses its moving statistics). */
+export function testAccuracy(model: tf.LayersModel, xs: tf.Tensor, ys: tf.Tensor): number {
+  return tf.tidy(() => {
+    const predicted = (model.predict(xs) as tf.Tensor).argMax(-1);
+    return predicted.equal(ys.argMax(-1)).mean().arraySync() as number;
+  });
 }

@@ -18,3 +18,5 @@ export type {ClipBound, RenormClipping, RenormRamp} from './layers/renorm_clippi
 export {fileHandler, registerFileRouter} from './io/file_handler';
 export {checkedLoader, checkModelArtifacts} from './io/model_checks';
 export {replaceBuiltinBatchNormalization, stockFormat, toStockArtifacts} from './io/stock_format';
+export {foldBatchNorm, recalibrate} from './deploy';
+export type {FoldOptions, FoldReport, KeptBatchNorm, InferenceStatistics, RecalibrateOptions, RecalibratedLayer, RecalibrationBatch, RecalibrationData, RecalibrationProgress} from './deploy';

@@ -6,6 +6,7 @@
  * list, a renormClipping schedule.
  */
 import {io, serialization} from '@tensorflow/tfjs-core';
+import {inferenceStatisticsToCallSite} from '../deploy/call_site_training';
 import {BatchNorm} from '../layers/batch_norm';
 import {unshiftKeras2GhostAxis} from '../layers/ghost';
 import {hasSchedule, RenormClipping} from '../layers/renorm_clipping';
@@ -58,6 +59,7 @@ function toStockEntry(entry: LayerEntry): void {
         `(${JSON.stringify(config.renorm_clipping)}), which neither Keras nor stock tfjs can represent (Keras takes numbers); ` +
         `save this model without stockFormat, or give the current bounds as numbers`);
   }
+  inferenceStatisticsToCallSite(entry);
   entry.class_name = STOCK_CLASS_NAME;
 }
 

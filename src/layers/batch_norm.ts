@@ -11,12 +11,13 @@ import type {Initializer} from '@tensorflow/tfjs-layers/dist/initializers';
 import type {BatchNormalizationLayerArgs} from '@tensorflow/tfjs-layers/dist/layers/normalization';
 import type {Regularizer} from '@tensorflow/tfjs-layers/dist/regularizers';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
+import {callSiteTraining, InferenceStatistics} from '../deploy/call_site_training';
 import {batchNormInfer} from '../ops/batch_norm_infer';
 import {batchNormTrain, BatchNormTrainResult} from '../ops/batch_norm_train';
 import {reductionAxes} from '../ops/channel_axes';
 import {argumentError, AxisArg, checkAxes, checkEpsilon} from '../ops/validate';
-import {checkArgumentNames, checkAxisArgument, checkBoolean, checkKerasCompatibility, checkMomentum, checkVirtualBatchSize,
-  KerasCompatibilityArgs} from './config';
+import {checkArgumentNames, checkAxisArgument, checkBoolean, checkInferenceStatistics, checkKerasCompatibility, checkMomentum,
+  checkVirtualBatchSize, KerasCompatibilityArgs} from './config';
 import {checkGhostAxes, fromView, ghostView, ghostWeightShape, meanOverGhosts, perGhost, plainView, StatisticsView} from './ghost';
 import {updateMovingAverage} from './moving_statistics';
 import {composeCorrection, RENORM_STEP_WEIGHT_NAME, RENORM_WEIGHT_NAMES, renormCorrection, RenormSettings, RenormState,
@@ -43,6 +44,13 @@ export interface BatchNormArgs extends Omit<BatchNormalizationLayerArgs, 'axis'>
   renormMomentum?: number;
   /** Ghost batches of this many samples in training (Keras 2); must divide the batch size. Default null (off). */
   virtualBatchSize?: number | null;
+  /**
+   * Statistics used in inference (predict, evaluate, plain apply): 'moving' (default) or 'batch',
+   * which normalizes every batch with its own statistics at inference too, as Keras does for
+   * `BatchNormalization()(x, training=True)` (PyTorch: track_running_stats=False; Haiku:
+   * test_local_stats=True). Training (fit) is unchanged; a frozen layer still uses the moving ones.
+   */
+  inferenceStatistics?: InferenceStatistics;
 }
 
 /** The arguments the stock layer parses into initializer, regularizer and constraint objects. */
@@ -108,14 +116,19 @@ function parsedObjects(parser: layers.Layer): ParsedKerasObjects {
  * mask lacks — are the layer's channel axes, and the ghost axis is a channel axis the mask has.) Composite tf ops differentiated by autodiff:
  * masked training is rare, so it does not get a fused kernel.
  */
-function maskedMoments(x: Tensor, mask: Tensor, axes: number[], maskAxes = axes): {mean: Tensor; variance: Tensor} {
+export function maskedMoments(x: Tensor, mask: Tensor, axes: number[], maskAxes = axes): {mean: Tensor; variance: Tensor} {
   const reduce = reductionAxes(x.rank, axes);
-  const weights = reshape(cast(mask, 'float32'), x.shape.map((d, i) => (maskAxes.includes(i) ? 1 : d)));
+  const weights = maskWeights(x, mask, maskAxes);
   const weightedInputs = mul(weights, x);
   const sumOfWeights = add(sum(weights, reduce, true), KERAS_BACKEND_EPSILON);
   const mean = div(sum(weightedInputs, reduce, true), sumOfWeights);
   const variance = div(sum(mul(weights, square(sub(weightedInputs, mean))), reduce, true), sumOfWeights);
   return {mean, variance};
+}
+
+/** The weight of every position of x in the masked statistics, shaped to broadcast against x (recalibrate shares it). */
+export function maskWeights(x: Tensor, mask: Tensor, axes: number[]): Tensor {
+  return reshape(cast(mask, 'float32'), x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
 }
 
 /**
@@ -138,6 +151,7 @@ export class BatchNorm extends layers.Layer {
   readonly renormClipping: RenormClipping;
   readonly renormMomentum: number;
   readonly virtualBatchSize: number | null;
+  readonly inferenceStatistics: InferenceStatistics;
   /** The stock layer that parsed and serializes the initializers, regularizers and constraints. */
   private readonly kerasObjects: layers.Layer;
   /** Sorted non-negative channel axes, known once the input rank is (build). */
@@ -162,6 +176,7 @@ export class BatchNorm extends layers.Layer {
     this.epsilon = checkEpsilon(fn, args.epsilon ?? 1e-3);
     this.center = checkBoolean(fn, 'center', args.center ?? true);
     this.scale = checkBoolean(fn, 'scale', args.scale ?? true);
+    this.inferenceStatistics = checkInferenceStatistics(fn, args.inferenceStatistics ?? 'moving');
     // As Keras: the clipping and renorm momentum are only read (and checked) when renorm is on.
     this.renorm = checkBoolean(fn, 'renorm', args.renorm ?? false);
     this.renormClipping = this.renorm ? checkRenormClipping(fn, args.renormClipping) : {};
@@ -220,29 +235,29 @@ export class BatchNorm extends layers.Layer {
     return tidy(() => {
       const x = this.singleInput(inputs);
       const mask = this.checkMask(x, kwargs.mask);
-      const training = kwargs.training === true;
+      const modelTraining = kwargs.training === true;
+      // A call-site argument (Keras `bn(x, training=True)`, kept in the layer's node) overrides the model's.
+      const training = callSiteTraining(this) ?? modelTraining;
       let gamma = this.gamma?.read() ?? null;
       let beta = this.beta?.read() ?? null;
       const options = {axis: this.channelAxes, epsilon: this.epsilon};
 
-      const useBatchStatistics = training && this.trainable;
+      const useBatchStatistics = (training || this.inferenceStatistics === 'batch') && this.trainable;
 
       if (!useBatchStatistics) {
         return batchNormInfer(x, this.movingMean.read(), this.movingVariance.read(), gamma, beta, options);
       }
-      const view = this.virtualBatchSize == null ? plainView(x, mask, this.channelAxes) :
-          ghostView(this.errorPrefix(), x, mask, this.channelAxes, this.virtualBatchSize);
-      if (this.renormState != null) {
+      // Ghost batches and renorm's corrections are training devices: with batch statistics at
+      // inference (inferenceStatistics 'batch'), the whole batch is normalized plainly.
+      const view = training && this.virtualBatchSize != null ?
+          ghostView(this.errorPrefix(), x, mask, this.channelAxes, this.virtualBatchSize) : plainView(x, mask, this.channelAxes);
+      if (training && this.renormState != null) {
         const correction = renormCorrection(() => this.moments(view), this.renormState, this.renormSettings());
         ({gamma, beta} = composeCorrection(correction, gamma, beta));
       }
       const {y, mean, variance} = this.normalize(view, gamma, beta);
-      if (this.renormState != null) {
-        updateRenormStatistics(mean, variance, this.renormState, this.movingMean, this.movingVariance, this.renormSettings());
-      } else {
-        updateMovingAverage(this.movingMean, mean, this.momentum);
-        updateMovingAverage(this.movingVariance, variance, this.momentum);
-      }
+      // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
+      if (training && modelTraining) this.updateStatistics(mean, variance);
       return view.x === x ? y : fromView(view, y, x.shape);
     });
   }
@@ -276,6 +291,8 @@ export class BatchNorm extends layers.Layer {
       Object.assign(config, {renorm: true, renormClipping: {...this.renormClipping} as serialization.ConfigDict, renormMomentum: this.renormMomentum});
     }
     if (this.virtualBatchSize != null) config.virtualBatchSize = this.virtualBatchSize;
+    // Written only when set, so a default layer's config stays the stock layer's, key for key.
+    if (this.inferenceStatistics !== 'moving') config.inferenceStatistics = this.inferenceStatistics;
     return {...config, ...super.getConfig()};
   }
 
@@ -305,6 +322,16 @@ export class BatchNorm extends layers.Layer {
     const {mean, variance} = maskedMoments(view.x, view.mask as Tensor, view.axes, view.maskAxes);
     const y = batchNormInfer(view.x, mean, variance, gamma, beta, {axis: view.axes, epsilon: this.epsilon});
     return {y, mean: reshape(mean, [mean.size]), variance: reshape(variance, [variance.size])};
+  }
+
+  /** Moves the moving statistics (and renorm's, with renorm) toward this step's batch statistics. */
+  private updateStatistics(mean: Tensor, variance: Tensor): void {
+    if (this.renormState != null) {
+      updateRenormStatistics(mean, variance, this.renormState, this.movingMean, this.movingVariance, this.renormSettings());
+    } else {
+      updateMovingAverage(this.movingMean, mean, this.momentum);
+      updateMovingAverage(this.movingVariance, variance, this.momentum);
+    }
   }
 
   private renormSettings(): RenormSettings {

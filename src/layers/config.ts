@@ -10,6 +10,7 @@
  * would change the math if ignored (Keras 1 `mode` 1 or 2, an `adjustment` function, an activity
  * regularizer) is refused by value rather than dropped.
  */
+import type {InferenceStatistics} from '../deploy/call_site_training';
 import {argumentError, AxisArg} from '../ops/validate';
 
 /**
@@ -38,8 +39,8 @@ const BASE_ARGUMENTS = ['name', 'trainable', 'inputShape', 'batchInputShape', 'b
 const STOCK_ARGUMENTS = ['axis', 'momentum', 'epsilon', 'center', 'scale', 'betaInitializer', 'gammaInitializer',
   'movingMeanInitializer', 'movingVarianceInitializer', 'betaRegularizer', 'gammaRegularizer', 'betaConstraint',
   'gammaConstraint'];
-/** Batch renormalization and ghost batches (Keras 2 / Keras 3.14 names, camel-cased). */
-const VARIANT_ARGUMENTS = ['renorm', 'renormClipping', 'renormMomentum', 'virtualBatchSize'];
+/** Batch renormalization and ghost batches (Keras 2 / Keras 3.14 names, camel-cased); statistics used in inference. */
+const VARIANT_ARGUMENTS = ['renorm', 'renormClipping', 'renormMomentum', 'virtualBatchSize', 'inferenceStatistics'];
 const COMPATIBILITY_ARGUMENTS: Array<keyof KerasCompatibilityArgs> =
     ['mode', 'fused', 'adjustment', 'synchronized', 'inputDtype', 'activityRegularizer'];
 const KNOWN_ARGUMENTS = new Set([...BASE_ARGUMENTS, ...STOCK_ARGUMENTS, ...VARIANT_ARGUMENTS, ...COMPATIBILITY_ARGUMENTS]);
@@ -59,7 +60,7 @@ export function checkArgumentNames(fn: string, args: object): void {
   const hints = unknown.filter(key => KNOWN_ARGUMENTS.has(camelCase(key))).map(key => `'${key}' is spelt '${camelCase(key)}' here`);
   throw new Error(`${fn}: unrecognized argument${unknown.length > 1 ? 's' : ''} ${unknown.map(k => `'${k}'`).join(', ')}` +
       `${hints.length > 0 ? ` (${hints.join('; ')})` : ''}; expected the arguments of tf.layers.batchNormalization, ` +
-      `renorm, renormClipping, renormMomentum or virtualBatchSize`);
+      `renorm, renormClipping, renormMomentum, virtualBatchSize or inferenceStatistics`);
 }
 
 /**
@@ -121,6 +122,14 @@ export function checkVirtualBatchSize(fn: string, value: unknown): number | null
   if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
     throw argumentError(fn, 'virtualBatchSize', `is ${JSON.stringify(value)}, expected a positive integer (the number of ` +
         `samples in each ghost batch) or null`);
+  }
+  return value;
+}
+
+/** Statistics used in inference: 'moving' or 'batch'. */
+export function checkInferenceStatistics(fn: string, value: unknown): InferenceStatistics {
+  if (value !== 'moving' && value !== 'batch') {
+    throw argumentError(fn, 'inferenceStatistics', `is ${JSON.stringify(value)}, expected 'moving' or 'batch'`);
   }
   return value;
 }
