@@ -5,7 +5,7 @@
  * reference (support/reference_variants.ts) at 1e-4 in |got − want|/(1 + |want|), like variants.test.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import {BatchNorm, batchNormalization} from '../src';
+import {BatchNorm, batchNormalization, batchNormTrain} from '../src';
 import {boundValueAt, RenormClipping} from '../src/layers/renorm_clipping';
 import {describeEachBackend} from './support/backends';
 import {expectClose} from './support/golden';
@@ -76,6 +76,20 @@ describeEachBackend('Batch Renormalization and ghost batches as layers', () => {
     expect(layer.getWeights().map(t => Array.from(t.dataSync()))).toEqual(before);
     expect(before[before.length - 1]).toEqual([1]);
     tf.dispose([x, y, inference]);
+    layer.dispose();
+  });
+
+  test('with inferenceStatistics \'batch\', inference normalizes the whole batch plainly and changes no weight', () => {
+    const layer = batchNormalization({renorm: true, renormClipping: {rmax: {from: 1, to: 2, endStep: 4}}, virtualBatchSize: 2,
+      inferenceStatistics: 'batch'});
+    const x = tf.randomNormal([4, 5], 2, 3, 'float32', 8);
+    tf.dispose(layer.apply(x, {training: true}) as tf.Tensor); // a step, so that every weight has a value of its own
+    const before = layer.getWeights().map(t => Array.from(t.dataSync()));
+    const [gamma, beta] = layer.getWeights().slice(0, 2).map(t => t.reshape([5]));
+    const [y, want] = [layer.apply(x) as tf.Tensor, batchNormTrain(x, gamma, beta).y];
+    expect(Array.from(y.dataSync())).toEqual(Array.from(want.dataSync()));
+    expect(layer.getWeights().map(t => Array.from(t.dataSync()))).toEqual(before);
+    tf.dispose([x, y, want, gamma, beta]);
     layer.dispose();
   });
 
