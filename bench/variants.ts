@@ -45,11 +45,13 @@ export async function benchVariants(backend: string, shapes: BenchShape[], plan:
     try {
       const step = (i: number) => tf.dispose(trainingStep(contenders[i], inputs));
       const timed = timeInterleaved(contenders.map((c, i) => ({name: c.name, run: () => step(i)})), plan);
-      const timings = await Promise.all(contenders.map(async (c, i): Promise<VariantTiming> => {
+      const timings: VariantTiming[] = [];
+      // One profile at a time: tf.profile records every kernel the engine runs while it is open.
+      for (const [i, c] of contenders.entries()) {
         const {samples, leakedTensors} = timed.get(c.name)!;
         const kernels = (await tf.profile(() => step(i))).kernels.length;
-        return {medianMs: median(samples), samples: samples.length, kernels, leakedTensors};
-      }));
+        timings.push({medianMs: median(samples), samples: samples.length, kernels, leakedTensors});
+      }
       const row = {backend, shape: shape.id, shapeLabel: shape.label,
         ...Object.fromEntries(VARIANTS.map(([key], i) => [key, timings[i]]))} as VariantRow;
       rows.push(row);

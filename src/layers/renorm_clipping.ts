@@ -70,7 +70,7 @@ export function boundAt(bound: ClipBound | undefined, step: Tensor | null): numb
   return add(scalar(bound.from), mul(t, bound.to - bound.from));
 }
 
-function describe(value: unknown): string {
+function formatValue(value: unknown): string {
   return JSON.stringify(value) ?? String(value);
 }
 
@@ -83,16 +83,16 @@ function checkRamp(fn: string, key: string, ramp: Record<string, unknown>): Reno
   }
   for (const end of ['from', 'to']) {
     if (typeof ramp[end] !== 'number' || !Number.isFinite(ramp[end])) {
-      throw argumentError(fn, `${name}.${end}`, `is ${describe(ramp[end])}, expected a finite number`);
+      throw argumentError(fn, `${name}.${end}`, `is ${formatValue(ramp[end])}, expected a finite number`);
     }
   }
   const startStep = ramp.startStep ?? 0;
   if (typeof startStep !== 'number' || !Number.isInteger(startStep) || startStep < 0) {
-    throw argumentError(fn, `${name}.startStep`, `is ${describe(ramp.startStep)}, expected an integer >= 0 (default 0)`);
+    throw argumentError(fn, `${name}.startStep`, `is ${formatValue(ramp.startStep)}, expected an integer >= 0 (default 0)`);
   }
   const endStep = ramp.endStep;
   if (typeof endStep !== 'number' || !Number.isInteger(endStep) || endStep <= startStep || endStep > MAX_RAMP_STEP) {
-    throw argumentError(fn, `${name}.endStep`, `is ${describe(endStep)}, expected an integer > startStep (${startStep}) ` +
+    throw argumentError(fn, `${name}.endStep`, `is ${formatValue(endStep)}, expected an integer > startStep (${startStep}) ` +
         `and <= ${MAX_RAMP_STEP} (the float32 step counter is exact up to there)`);
   }
   // A copy with exactly the given keys, so that the config written back is what was given.
@@ -103,7 +103,7 @@ function checkBound(fn: string, key: string, value: unknown): ClipBound {
   if (value == null) return null;
   if (typeof value === 'number' && !Number.isNaN(value)) return value;
   if (typeof value === 'object' && !Array.isArray(value)) return checkRamp(fn, key, value as Record<string, unknown>);
-  throw argumentError(fn, `renormClipping.${key}`, `is ${describe(value)}, expected a number, a ramp ` +
+  throw argumentError(fn, `renormClipping.${key}`, `is ${formatValue(value)}, expected a number, a ramp ` +
       `{from, to, startStep, endStep}, or null`);
 }
 
@@ -119,13 +119,13 @@ function breakpoints(bounds: Array<ClipBound | undefined>): number[] {
 export function checkRenormClipping(fn: string, value: unknown): RenormClipping {
   if (value == null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
-    throw argumentError(fn, 'renormClipping', `is ${describe(value)}, expected an object with optional keys rmax, rmin, dmax`);
+    throw argumentError(fn, 'renormClipping', `is ${formatValue(value)}, expected an object with optional keys rmax, rmin, dmax`);
   }
   const given = value as Record<string, unknown>;
   const invalid = Object.keys(given).filter(k => given[k] !== undefined && !(BOUND_KEYS as readonly string[]).includes(k));
   if (invalid.length > 0) {
     throw argumentError(fn, 'renormClipping', `has invalid key${invalid.length > 1 ? 's' : ''} ${invalid.map(k => `'${k}'`).join(', ')} ` +
-        `(${describe(value)}); the supported keys are rmax, rmin, dmax`);
+        `(${formatValue(value)}); the supported keys are rmax, rmin, dmax`);
   }
   const clipping: RenormClipping = {};
   for (const key of BOUND_KEYS) {
@@ -135,13 +135,13 @@ export function checkRenormClipping(fn: string, value: unknown): RenormClipping 
   for (const step of breakpoints([dmax])) {
     const d = boundValueAt(dmax, step);
     if (d != null && d < 0) {
-      throw argumentError(fn, 'renormClipping', `has dmax ${describe(dmax)}, which is ${d} at step ${step}; dmax should be non-negative`);
+      throw argumentError(fn, 'renormClipping', `has dmax ${formatValue(dmax)}, which is ${d} at step ${step}; dmax should be non-negative`);
     }
   }
   for (const step of breakpoints([rmax, rmin])) {
     const [hi, lo] = [boundValueAt(rmax, step), boundValueAt(rmin, step)];
     if (hi != null && lo != null && hi < lo) {
-      throw argumentError(fn, 'renormClipping', `has rmax ${describe(rmax)} and rmin ${describe(rmin)}, which give ` +
+      throw argumentError(fn, 'renormClipping', `has rmax ${formatValue(rmax)} and rmin ${formatValue(rmin)}, which give ` +
           `rmax ${hi} < rmin ${lo} at step ${step}; rmax should be greater than rmin`);
     }
   }
