@@ -88,8 +88,8 @@ export function variantTargetSummary(rows: VariantRow[]): string {
 
 const NOTES = `One training step (forward in training mode with the moving-statistics update, gradients for x, gamma
 and beta, as in the main table) of this package's layer: *plain*; *renorm* with \`renorm: true\` and the paper's final
-clipping (rmax 3, rmin 1/3, dmax 5); *ghost* with \`virtualBatchSize: 8\` (4 ghost batches per batch of 32; 32 per
-batch of 256 dense rows). Timed interleaved in one process (tinybench medians), so the ratios hold under the same load.
+clipping (rmax 3, rmin 1/3, dmax 5); *ghost* with 4 ghost batches per batch (\`virtualBatchSize\` = batch size / 4:
+8 for the batches of 32, 64 for the 256 dense rows, 2 for the rank-5 batch of 8). Timed interleaved in one process (tinybench medians), so the ratios hold under the same load.
 Both variants run on the existing op: renorm adds a statistics pass (the op once more, its output unused) and ~70
 small per-channel kernels; ghost batches of channels-last input add a transpose each way in the forward and backward
 passes. Where they miss the target, the fused kernels would need the support listed in the README.`;

@@ -68,6 +68,8 @@ export function ghostView(fn: string, x: Tensor, mask: Tensor | null, axes: numb
         `in training each batch is split into ghost batches of ${virtualBatchSize} samples`);
   }
   const ghosts = batch / virtualBatchSize;
+  // One ghost batch is the whole batch: plain batch normalization, with no view to build.
+  if (ghosts === 1) return plainView(x, mask, axes);
   const split = (t: Tensor) => reshape(t, [virtualBatchSize, ghosts, ...t.shape.slice(1)]);
   const shifted = axes.map(a => a + 1);
   const first = shifted[0];
