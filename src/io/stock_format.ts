@@ -15,31 +15,47 @@ import {forEachLayerEntry, LayerEntry, soleHandler} from './model_checks';
 const STOCK_CLASS_NAME = 'BatchNormalization';
 
 /**
- * Makes deserialization (tf.loadLayersModel, tf.models.modelFromJSON, …) build BatchNorm for
- * 'BatchNormalization' entries, e.g. in models saved by stock tfjs or converted from Keras.
- * Returns a function that restores the stock registration exactly (calling it again does nothing).
- */
-export function replaceBuiltinBatchNormalization(): () => void {
-  const classNameMap = serialization.SerializationMap.getMap().classNameMap;
-  const hadEntry = Object.prototype.hasOwnProperty.call(classNameMap, STOCK_CLASS_NAME);
-  const previous = classNameMap[STOCK_CLASS_NAME];
-  // The [class, fromConfig] pair tf.serialization.registerClass stores, with Keras 2's ghost-batch axes read back.
-  classNameMap[STOCK_CLASS_NAME] = [BatchNorm, fromStockConfig];
-  let undone = false;
-  return () => {
-    if (undone) return;
-    undone = true;
-    if (hadEntry) classNameMap[STOCK_CLASS_NAME] = previous;
-    else delete classNameMap[STOCK_CLASS_NAME];
-  };
-}
-
-/**
  * BatchNorm from a stock 'BatchNormalization' config. Keras 2 writes a ghost-batch layer's axes
  * shifted by one (see unshiftKeras2GhostAxis); they are shifted back, everything else is as given.
  */
 const fromStockConfig: serialization.FromConfigMethod<serialization.Serializable> = (cls, config) =>
   BatchNorm.fromConfig(cls, {...config, axis: unshiftKeras2GhostAxis(config.axis, config.virtualBatchSize) as serialization.ConfigDictValue});
+
+/**
+ * The registry entry replaceBuiltinBatchNormalization installs: the [class, fromConfig] pair
+ * registerClass stores for BatchNorm, with Keras 2's ghost-batch axes read back.
+ */
+const REPLACEMENT: [typeof BatchNorm, typeof fromStockConfig] = [BatchNorm, fromStockConfig];
+
+/**
+ * The replacements in effect and what the registry held before the first of them. The stock
+ * entry comes back when the last one is undone, whatever the order of the undo calls.
+ */
+const replacements = {active: new Set<object>(), hadEntry: false, previous: undefined as unknown};
+
+/**
+ * Makes deserialization (tf.loadLayersModel, tf.models.modelFromJSON, …) build BatchNorm for
+ * 'BatchNormalization' entries, e.g. in models saved by stock tfjs or converted from Keras.
+ * Returns a function that undoes this call; once every call is undone (in any order) the stock
+ * registration is restored exactly. Calling an undo function again does nothing.
+ */
+export function replaceBuiltinBatchNormalization(): () => void {
+  const classNameMap = serialization.SerializationMap.getMap().classNameMap as {[name: string]: unknown};
+  if (replacements.active.size === 0) {
+    replacements.hadEntry = Object.prototype.hasOwnProperty.call(classNameMap, STOCK_CLASS_NAME);
+    replacements.previous = classNameMap[STOCK_CLASS_NAME];
+  }
+  classNameMap[STOCK_CLASS_NAME] = REPLACEMENT;
+  const token = {};
+  replacements.active.add(token);
+  return () => {
+    if (!replacements.active.delete(token) || replacements.active.size > 0) return;
+    // Someone else re-registered the class meanwhile: theirs stays.
+    if (classNameMap[STOCK_CLASS_NAME] !== REPLACEMENT) return;
+    if (replacements.hadEntry) classNameMap[STOCK_CLASS_NAME] = replacements.previous;
+    else delete classNameMap[STOCK_CLASS_NAME];
+  };
+}
 
 /** Rewrites one BatchNorm entry of a topology (in place) into the stock form, or says why it cannot. */
 function toStockEntry(entry: LayerEntry): void {

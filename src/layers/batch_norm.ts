@@ -262,7 +262,10 @@ export class BatchNorm extends layers.Layer {
     });
   }
 
-  /** setWeights with the layer and weight named when a count or shape does not fit; all-or-nothing. */
+  /**
+   * setWeights with every tensor's count, shape and dtype checked before any is written, so a bad
+   * list changes nothing (tfjs writes in order and fails midway); errors name the layer and weight.
+   */
   override setWeights(weights: Tensor[]): void {
     if (!this.built) {
       throw new Error(`${this.errorPrefix()}: setWeights before the layer is built; apply it or call build(inputShape) ` +
@@ -349,6 +352,7 @@ export class BatchNorm extends layers.Layer {
     return this.weightNames().map(name => (name === RENORM_STEP_WEIGHT_NAME ? [] : this.weightShape));
   }
 
+  /** Checks a weights list against the variables' shapes (every weight is float32): count, then each tensor. */
   private checkWeights(weights: unknown, shapes: number[][]): void {
     const fn = this.errorPrefix();
     const names = this.weightNames();
@@ -357,10 +361,12 @@ export class BatchNorm extends layers.Layer {
       throw argumentError(fn, 'weights', `${got}, expected ${shapes.length}: [${names.join(', ')}]`);
     }
     weights.forEach((w: unknown, i) => {
-      if (!(w instanceof Tensor) || w.shape.join() !== shapes[i].join()) {
-        const got = w instanceof Tensor ? `has shape [${w.shape}]` : `is ${String(w)}`;
-        throw argumentError(fn, 'weights', `[${i}] (${names[i]}) ${got}, expected shape [${shapes[i]}]`);
-      }
+      const tensor = `a float32 tensor of shape [${shapes[i]}]`;
+      const problem = !(w instanceof Tensor) ? `is ${String(w)}, expected ${tensor}` :
+          w.isDisposed ? `is a disposed tensor, expected ${tensor}` :
+          w.shape.join() !== shapes[i].join() ? `has shape [${w.shape}], expected shape [${shapes[i]}]` :
+          w.dtype !== 'float32' ? `has dtype ${w.dtype}, expected float32` : null;
+      if (problem != null) throw argumentError(fn, 'weights', `[${i}] (${names[i]}) ${problem}`);
     });
   }
 
