@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import {checkedLoader, checkModelArtifacts} from '../src';
+import {checkedLoader, checkModelArtifacts} from '../src/node'; // the Node entry: it registers file://
 import {convBatchNormModel, saveToMemory} from './support/round_trip';
 
 let dir: string;

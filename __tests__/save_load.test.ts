@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as http from 'http';
 import * as os from 'os';
 import * as path from 'path';
-import {BatchNorm, checkedLoader, fileHandler} from '../src';
+import {BatchNorm, checkedLoader, fileHandler} from '../src/node'; // the Node entry: it registers file://
 import {convBatchNormModel, expectKeepsTraining, expectSameModel, expectSamePredictions, saveToMemory, train} from './support/round_trip';
 
 // The fs/promises module object itself (not an import namespace copy), so that jest.spyOn can
@@ -220,7 +220,7 @@ describe('file:// handler registration', () => {
       core.io.registerSaveRouter(router);
       core.io.registerLoadRouter(router);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const pkg = require('../src') as typeof import('../src');
+      const pkg = require('../src/node') as typeof import('../src/node');
       expect(core.io.getSaveHandlers('file:///tmp/x')).toEqual([other]);
       expect(core.io.getLoadHandlers('file:///tmp/x')).toEqual([other]);
       expect(pkg.registerFileRouter()).toBe(false);

@@ -14,7 +14,7 @@ import {SingleBar} from 'cli-progress';
 import {mkdir, writeFile} from 'fs/promises';
 import {resolve} from 'path';
 import {parseArgs} from 'util';
-import {batchNormalization} from '../src';
+import {batchNormalization} from '../src/node'; // the Node entry: it registers the file:// handler used below
 import {lineChartSvg, Series} from './chart';
 import {registerWasmConv2dFilterGrad} from './wasm_conv2d_grad';
 

@@ -233,4 +233,3 @@ export function registerFileRouter(): boolean {
   return true;
 }
 
-registerFileRouter();
