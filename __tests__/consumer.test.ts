@@ -15,7 +15,7 @@
  */
 import {execFile} from 'child_process';
 import {build, Metafile} from 'esbuild';
-import {copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'fs';
+import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'fs';
 import {tmpdir} from 'os';
 import {dirname, join} from 'path';
 import type {Browser} from 'playwright-core';
@@ -257,6 +257,87 @@ describe('bundled with esbuild for the browser', () => {
   });
 });
 
+/** A fenced code block of the README. */
+interface ReadmeBlock {
+  lang: string;
+  code: string;
+  /** 1-based line of the opening fence. */
+  line: number;
+  /** The reason given by a `<!-- readme: not run (reason) -->` line right above it, if any. */
+  notRun?: string;
+}
+
+function readmeBlocks(): ReadmeBlock[] {
+  const lines = readFileSync(join(ROOT, 'README.md'), 'utf8').split('\n');
+  const blocks: ReadmeBlock[] = [];
+  for (let i = 0; i < lines.length; i++) {
+    const open = /^```(\S*)\s*$/.exec(lines[i]);
+    if (open == null) continue;
+    const end = lines.findIndex((l, j) => j > i && /^```\s*$/.test(l));
+    if (end < 0) throw new Error(`README.md:${i + 1}: unclosed code block`);
+    const marker = /^<!-- readme: not run \((.+)\) -->$/.exec(lines[i - 1] ?? '');
+    blocks.push({lang: open[1], code: lines.slice(i + 1, end).join('\n'), line: i + 1, notRun: marker?.[1]});
+    i = end;
+  }
+  return blocks;
+}
+
+describe('README code blocks, verbatim, against the installed package', () => {
+  const blocks = readmeBlocks();
+  const tsBlocks = blocks.filter(b => b.lang === 'ts' && b.notRun == null);
+  const blockDir = (b: ReadmeBlock) => join(current, 'readme', `line-${b.line}`);
+
+  beforeAll(() => {
+    for (const b of tsBlocks) {
+      mkdirSync(blockDir(b), {recursive: true});
+      writeFileSync(join(blockDir(b), 'block.mts'), `${b.code}\n`);
+    }
+  });
+
+  test('every block says what it is; blocks that are not run are marked, with a reason, and few', () => {
+    expect(blocks.filter(b => !['ts', 'sh', 'text', 'html'].includes(b.lang)).map(b => `line ${b.line}: '${b.lang}'`)).toEqual([]);
+    // Only the HTML page (the consumer test loads the same scripts in Chromium).
+    expect(blocks.filter(b => b.notRun != null).map(b => b.lang)).toEqual(['html']);
+    expect(blocks.filter(b => b.lang === 'html' && b.notRun == null)).toEqual([]);
+    expect(tsBlocks.length).toBeGreaterThanOrEqual(6);
+  });
+
+  test('the ts blocks type-check under strict (moduleResolution node16)', async () => {
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    writeFileSync(join(current, 'readme', 'tsconfig.json'), JSON.stringify({
+      compilerOptions: {strict: true, noEmit: true, module: 'node16', moduleResolution: 'node16', target: 'es2022',
+        lib: ['es2022', 'dom'], types: [], skipLibCheck: true},
+      include: ['line-*/block.mts'],
+    }));
+    await expect(node(current, [tsc, '-p', join('readme', 'tsconfig.json')])).resolves.toBe('');
+  });
+
+  test.each(blocks.filter(b => b.lang === 'ts' && b.notRun == null).map(b => [b.line, b] as [number, ReadmeBlock]))(
+    'the ts block at line %i runs', async (_, b) => {
+      await node(blockDir(b), [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'block.mts']);
+    });
+
+  test('the sh blocks name commands that exist here (npm scripts, files, packages)', () => {
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {scripts: Record<string, string>}).scripts;
+    const known = new Set(['tfjs-batchnorm', ...Object.keys(PACKAGE.devDependencies), ...Object.keys(PACKAGE.peerDependencies),
+      '@tensorflow/tfjs-node', 'chromium']);
+    const problems: string[] = [];
+    for (const b of blocks.filter(x => x.lang === 'sh')) {
+      for (const command of b.code.split('\n').map(l => l.replace(/#.*$/, '').trim()).filter(Boolean).flatMap(l => l.split('&&').map(c => c.trim()))) {
+        const [tool, sub, ...rest] = command.split(/\s+/);
+        const ok = tool === 'npm' && sub === 'ci' ? true
+          : tool === 'npm' && ['test', 'start'].includes(sub) ? scripts[sub] != null
+          : tool === 'npm' && sub === 'run' ? scripts[rest[0]] != null
+          : tool === 'npm' && sub === 'install' ? rest.every(p => known.has(p))
+          : tool === 'bash' || tool === 'python3' ? existsSync(join(ROOT, sub))
+          : false;
+        if (!ok) problems.push(`README.md:${b.line}: ${command}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
 describe('in Chromium', () => {
   let browser: Browser;
   let server: DemoServer;
@@ -298,10 +379,12 @@ describe('in Chromium', () => {
     const page = await browser.newPage();
     const r = await pageResult<{
       x: number[], backends: Record<string, {y: number[], mean: number[], variance: number[]}>, losses: number[],
-      loadedClasses: string[], before: number[], after: number[], exports: string[], backend: string,
+      loadedClasses: string[], before: number[], after: number[], exports: string[], backend: string, kernels: string[],
     }>(page, `${server.url}app/script_tag.html`, 'scriptResult', 'scriptError', PAGE_TIMEOUT_MS);
     expect(r.exports).toEqual(expect.arrayContaining(['BatchNorm', 'batchNormTrain', 'batchNormInfer', 'batchNormalization', 'stockFormat']));
     expect(r.exports).not.toContain('fileHandler');
+    // The fused cpu kernels registered (a bundle that dropped the registering module would fall back silently).
+    expect(r.kernels).toHaveLength(3);
     const want = refTrain({shape: [4, 3], axes: [1], x: r.x.map(Math.fround), epsilon: 1e-3});
     for (const backend of ['cpu', 'webgl']) {
       const got = r.backends[backend];

@@ -15,7 +15,7 @@
  * published. Run with --check-only to type-check without writing.
  */
 import {build as esbuild, Plugin} from 'esbuild';
-import {existsSync, mkdirSync, rmSync, writeFileSync} from 'fs';
+import {existsSync, mkdirSync, readFileSync, rmSync, writeFileSync} from 'fs';
 import * as path from 'path';
 import * as ts from 'typescript';
 
@@ -28,11 +28,18 @@ export const SCRIPT_NAMESPACE = 'batchnorm';
 
 /**
  * Modules that register something with tfjs when evaluated (kernels, gradients, a flag, the layer
- * class, the file:// router), relative to a module directory. Everything else is side-effect free,
- * so bundlers may drop what a program does not use. Checked against the emitted files by
- * checkSideEffectList() below.
+ * class, the file:// router). Everything else is side-effect free, so bundlers may drop what a
+ * program does not use. package.json's "sideEffects" must list exactly these, in dist/esm, dist/cjs
+ * and src/ (bundles of the sources, like the browser demo's, read it too), plus the script-tag
+ * build: checkSideEffectList() below fails the build otherwise.
  */
-export const SIDE_EFFECT_MODULES = ['./index.js', './node.js', './op.js', './kernels/simd.js', './layers/batch_norm.js'];
+export const SIDE_EFFECT_MODULES = ['index', 'node', 'op', 'kernels/simd', 'layers/batch_norm'];
+
+/** The "sideEffects" list package.json must have. */
+export function packageSideEffects(): string[] {
+  return [...['esm', 'cjs'].flatMap(f => SIDE_EFFECT_MODULES.map(m => `./dist/${f}/${m}.js`)), './dist/tfjs-batchnorm.min.js',
+    ...SIDE_EFFECT_MODULES.map(m => `./src/${m}.ts`)];
+}
 
 /** The specifier with the extension Node's ESM loader needs, or null when it names no file here. */
 function resolveSpecifier(specifier: string, fromFile: string): string | null {
@@ -131,17 +138,22 @@ function compile(format: 'esm' | 'cjs', write: boolean): void {
   if (result.emitSkipped || result.diagnostics.length > 0) throw new Error(formatDiagnostics(result.diagnostics));
   writeFileSync(path.join(outDir, 'package.json'), `${JSON.stringify({
     type: format === 'esm' ? 'module' : 'commonjs',
-    sideEffects: SIDE_EFFECT_MODULES,
+    sideEffects: SIDE_EFFECT_MODULES.map(m => `./${m}.js`),
   }, null, 2)}\n`);
 }
 
-/** Fails when a module listed as side-effectful was not emitted (a renamed file would silently lose its registration). */
+/**
+ * Fails when package.json's sideEffects differs from packageSideEffects(), or names a file that does
+ * not exist (a renamed module would silently lose its registration in every bundle).
+ */
 function checkSideEffectList(): void {
-  for (const format of ['esm', 'cjs']) {
-    for (const file of SIDE_EFFECT_MODULES) {
-      if (!existsSync(path.join(DIST, format, file))) throw new Error(`sideEffects lists ${file}, which the build did not emit`);
-    }
+  const listed = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {sideEffects: unknown}).sideEffects;
+  const expected = packageSideEffects();
+  if (JSON.stringify(listed) !== JSON.stringify(expected)) {
+    throw new Error(`package.json "sideEffects" must be ${JSON.stringify(expected)}`);
   }
+  const missing = expected.filter(f => !existsSync(path.join(ROOT, f)));
+  if (missing.length > 0) throw new Error(`package.json "sideEffects" lists files that do not exist: ${missing.join(', ')}`);
 }
 
 /**
@@ -195,9 +207,9 @@ async function main(): Promise<void> {
   if (!checkOnly) rmSync(DIST, {recursive: true, force: true});
   for (const format of ['esm', 'cjs'] as const) compile(format, !checkOnly);
   if (checkOnly) return;
-  checkSideEffectList();
   mkdirSync(DIST, {recursive: true});
   await scriptBuild();
+  checkSideEffectList();
   console.log(`built ${path.relative(ROOT, DIST)}/{esm,cjs} and ${path.relative(ROOT, SCRIPT_BUILD)}`);
 }
 
