@@ -147,15 +147,20 @@ describe('the packed tarball', () => {
   });
 });
 
-describe(`Node, next to @tensorflow/tfjs ${CURRENT_TFJS}`, () => {
+/** The CommonJS and ES-module programs in a scratch project (read when the tests run: set up by beforeAll). */
+function testNodePrograms(project: () => string, tfjsVersion: string): void {
   test.each(['cjs.cjs', 'esm.mjs'])('%s: every entry loads; op within 1e-5 of float64, fit, file:// round trip', async program => {
-    const stdout = await node(current, [join('app', program)]);
+    const stdout = await node(project(), [join('app', program)]);
     expect(stdout).toContain(`${program.split('.')[0]}: ok`);
     const m = measurements(stdout);
-    expect(m.tfjsCore).toBe(CURRENT_TFJS);
+    expect(m.tfjsCore).toBe(tfjsVersion);
     expect(m.opMaxError).toBeLessThanOrEqual(1e-5);
     expect(m.roundTripMaxDifference).toBe(0);
   });
+}
+
+describe(`Node, next to @tensorflow/tfjs ${CURRENT_TFJS}`, () => {
+  testNodePrograms(() => current, CURRENT_TFJS);
 
   test('a second tfjs-core copy loaded first makes the import fail, naming the cause and the fix', async () => {
     // The repository's own tfjs-core: the same version, another directory, so another module instance.
@@ -167,14 +172,7 @@ describe(`Node, next to @tensorflow/tfjs ${CURRENT_TFJS}`, () => {
 });
 
 describe(`Node, on the lowest supported tfjs (${LOWEST_TFJS})`, () => {
-  test.each(['cjs.cjs', 'esm.mjs'])('%s: every entry loads; op within 1e-5 of float64, fit, file:// round trip', async program => {
-    const stdout = await node(lowest, [join('app', program)]);
-    expect(stdout).toContain(`${program.split('.')[0]}: ok`);
-    const m = measurements(stdout);
-    expect(m.tfjsCore).toBe(LOWEST_TFJS);
-    expect(m.opMaxError).toBeLessThanOrEqual(1e-5);
-    expect(m.roundTripMaxDifference).toBe(0);
-  });
+  testNodePrograms(() => lowest, LOWEST_TFJS);
 
   test(`npm install next to @tensorflow/tfjs@${LOWEST_TFJS} keeps the user's single tfjs-core and tfjs-layers`, async () => {
     const dir = join(scratch, 'resolution');

@@ -13,6 +13,7 @@
 import {readFileSync, writeFileSync} from 'fs';
 import * as path from 'path';
 import type {GoldenCase} from '../__tests__/support/golden';
+import {mulberry32} from '../__tests__/support/random';
 import {refChannelCount, refInfer, refMovingUpdate, RefProblem, refTrain, refTrainGrad} from '../__tests__/support/reference';
 
 export const CASES_PATH = path.join(__dirname, '..', '__tests__', 'fixtures', 'batchnorm_cases.json');
@@ -54,18 +55,6 @@ const SPECS: CaseSpec[] = [
   {name: 'multi_axis', shape: [3, 4, 5, 2], axis: [1, 3]},
 ];
 
-/** mulberry32: a tiny seeded PRNG (uniform in [0, 1)), so the cases never depend on a library's generator. */
-function uniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Standard normal draws (Box–Muller) from a seeded uniform source. */
 function normal(next: () => number): () => number {
   return () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
@@ -92,7 +81,7 @@ function sortedAxes(axis: number | number[], rank: number): number[] {
 /** One case: seeded float32 inputs and every float64 output the suites compare with. */
 function makeCase(spec: CaseSpec, index: number): GoldenCase {
   const {name, shape, axis, epsilon = 1e-3, momentum = 0.99, center = true, scale = true, xMean = 0, xSpread = 1} = spec;
-  const draw = normal(uniform(SEED + 7919 * index));
+  const draw = normal(mulberry32(SEED + 7919 * index));
   const size = shape.reduce((a, b) => a * b, 1);
   const axes = sortedAxes(axis, shape.length);
   const channels = refChannelCount(shape, axes);
