@@ -203,6 +203,11 @@ describe('TypeScript strict', () => {
     await expect(compile({module: 'node16', moduleResolution: 'node16'}, ['types_esm.mts', 'types_cjs.cts'])).resolves.toBe('');
   });
 
+  test('moduleResolution node10 (typesVersions maps the subpaths)', async () => {
+    copyFileSync(join(current, 'app', 'types.ts'), join(current, 'app', 'types_node10.ts'));
+    await expect(compile({module: 'commonjs', moduleResolution: 'node10'}, ['types_node10.ts'])).resolves.toBe('');
+  });
+
   test('moduleResolution bundler', async () => {
     await expect(compile({module: 'esnext', moduleResolution: 'bundler'}, ['types_bundler.ts', 'browser_app.ts'])).resolves.toBe('');
   });

@@ -6,9 +6,9 @@
  * committed file is not what this script makes. scripts/crosscheck_cases.py recomputes every case
  * with NumPy, independently of reference.ts.
  *
- * Inputs are float32 values (what a float32 implementation receives), written with the fewest
- * digits that round-trip to the same float32; outputs are float64, written to 12 significant
- * digits (relative rounding 5e-13, far below any tolerance a float32 test can use).
+ * Inputs are float32 values (what a float32 implementation receives), written exactly; outputs are
+ * float64, written to 12 significant digits (relative rounding 5e-13, far below any tolerance a
+ * float32 test can use).
  */
 import {readFileSync, writeFileSync} from 'fs';
 import * as path from 'path';
@@ -42,17 +42,17 @@ interface CaseSpec {
  */
 const SPECS: CaseSpec[] = [
   {name: 'dense', shape: [9, 6], axis: -1, xMean: 0.5, xSpread: 1.5},
-  {name: 'nhwc', shape: [2, 4, 4, 5], axis: -1, epsilon: 1e-5},
-  {name: 'nchw', shape: [2, 5, 3, 4], axis: 1, xMean: -1, xSpread: 2},
+  {name: 'nhwc', shape: [2, 3, 4, 5], axis: -1, epsilon: 1e-5},
+  {name: 'nchw', shape: [2, 5, 3, 3], axis: 1, xMean: -1, xSpread: 2},
   {name: 'ncw', shape: [4, 3, 8], axis: 1, momentum: 0.9},
   {name: 'rank5_ndhwc', shape: [2, 2, 3, 2, 3], axis: -1},
   {name: 'rank5_ncdhw', shape: [2, 3, 2, 2, 3], axis: 1},
   {name: 'no_scale', shape: [6, 5], axis: -1, scale: false},
   {name: 'no_center', shape: [6, 5], axis: -1, center: false},
   {name: 'neither', shape: [2, 3, 3, 3], axis: -1, center: false, scale: false},
-  {name: 'large_offset', shape: [64, 3], axis: -1, xMean: 1e4, xSpread: 0.5},
+  {name: 'large_offset', shape: [48, 3], axis: -1, xMean: 1e4, xSpread: 0.5},
   {name: 'tiny_spread', shape: [16, 3], axis: -1, epsilon: 1e-5, xMean: 1, xSpread: 1e-3},
-  {name: 'multi_axis', shape: [3, 4, 5, 2], axis: [1, 3]},
+  {name: 'multi_axis', shape: [2, 4, 5, 2], axis: [1, 3]},
 ];
 
 /** Standard normal draws (Box–Muller) from a seeded uniform source. */
@@ -60,14 +60,13 @@ function normal(next: () => number): () => number {
   return () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
 }
 
-/** The float32 value of v, as the double with the fewest decimal digits that rounds to it. */
+/**
+ * The float32 value of v, exactly (as a double). Not a shorter decimal that merely rounds to it:
+ * the reference must see the very inputs a float32 implementation sees (at 1e4 a float32 step is
+ * 1e-3, which moves dgamma of large_offset by 6e-3), and suites compare moving statistics exactly.
+ */
 function float32(v: number): number {
-  const f = Math.fround(v);
-  for (let digits = 1; digits < 10; digits++) {
-    const candidate = Number(f.toPrecision(digits));
-    if (Math.fround(candidate) === f) return candidate;
-  }
-  return f;
+  return Math.fround(v);
 }
 
 function output(values: ArrayLike<number>): number[] {
