@@ -204,7 +204,8 @@ describe('TypeScript strict', () => {
   });
 
   test('moduleResolution node10 (typesVersions maps the subpaths)', async () => {
-    copyFileSync(join(current, 'app', 'types.ts'), join(current, 'app', 'types_node10.ts'));
+    // As under bundler: the plain 'types' field is the browser entry's; fileHandler comes from tfjs-batchnorm/node.
+    copyFileSync(join(current, 'app', 'types_bundler.ts'), join(current, 'app', 'types_node10.ts'));
     await expect(compile({module: 'commonjs', moduleResolution: 'node10'}, ['types_node10.ts'])).resolves.toBe('');
   });
 

@@ -1,5 +1,5 @@
 /**
- * Type-checked, not run, under moduleResolution bundler (with browser_app.ts): there 'tfjs-batchnorm'
+ * Type-checked, not run, under moduleResolution bundler (with browser_app.ts) and node10: there 'tfjs-batchnorm'
  * is the browser entry, which has no file:// handler; tfjs-batchnorm/node has it.
  */
 import {batchNormalization, BatchNormArgs} from 'tfjs-batchnorm';
