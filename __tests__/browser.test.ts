@@ -13,7 +13,7 @@ import type {DemoResult, GpuBackend, LayerValues} from '../examples/browser/main
 import {buildDemo, DemoServer, serveDemo} from '../examples/browser/serve';
 import {launchChromium, pageResult} from './support/chromium';
 
-/** GPU vs cpu: absolute, on values of order 1 (float32 on both sides; measured ≤ 2e-6 on SwiftShader). */
+/** GPU vs cpu: absolute, on values of order 1 (float32 on both sides; measured ≤ 4.8e-7 on SwiftShader, webgl and webgpu). */
 const GPU_TOLERANCE = 1e-4;
 const PAGE_TIMEOUT_MS = 120_000;
 
@@ -68,8 +68,9 @@ describe.each(['webgl', 'webgpu'] as GpuBackend[])('browser demo in Chromium (%s
         const values = cpu.values[key];
         expect(values.length).toBeGreaterThan(0);
         expect(values.every(Number.isFinite)).toBe(true);
-        expect({key, difference: maxAbsDifference(gpu.values[key], values)}).toEqual({key, difference: expect.any(Number)});
-        expect(maxAbsDifference(gpu.values[key], values)).toBeLessThanOrEqual(GPU_TOLERANCE);
+        const difference = maxAbsDifference(gpu.values[key], values);
+        // The key and the difference show in a failure message.
+        expect({key, difference, within: difference <= GPU_TOLERANCE}).toEqual({key, difference, within: true});
       }
       // Training and inference mode differ here (batch vs moving statistics), so both were exercised.
       expect(maxAbsDifference(cpu.values.training, cpu.values.inference)).toBeGreaterThan(0.1);
