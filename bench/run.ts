@@ -9,26 +9,14 @@
 import * as os from 'os';
 import {execSync} from 'child_process';
 import {parseArgs} from 'util';
-import {Bench} from 'tinybench';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {backendAvailability, BackendName} from '../__tests__/support/backends';
 import {maxRelativeError} from '../__tests__/support/golden';
 import {checkTargets, ContenderResult, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Mode, Row, stockNotes, writeResults} from './report';
+import {benchFold, FoldRow, markdownFoldTable, writeFoldResults} from './fold';
+import {FULL, median, Plan, QUICK, timeInterleaved} from './timing';
 import {BenchShape, Contender, ContenderName, Inputs, inferenceStep, makeContender, makeInputs, SHAPES, trainingStep} from './workloads';
-
-/** How long to measure: rounds alternate the contenders; each round runs each task ≥ minIterations and ≥ timeMs. */
-interface Plan {
-  rounds: number;
-  minIterations: number;
-  timeMs: number;
-  warmupIterations: number;
-  warmupMs: number;
-}
-
-// Five short rounds rather than one long one: other processes' bursts then hit a few samples, not a median.
-const FULL: Plan = {rounds: 5, minIterations: 2, timeMs: 200, warmupIterations: 1, warmupMs: 300};
-const QUICK: Plan = {rounds: 1, minIterations: 1, timeMs: 50, warmupIterations: 1, warmupMs: 0};
 
 /** Beyond this relative difference (|a−b|/(1+|b|)) from ours, the stock layer's results count as wrong. */
 const AGREEMENT_TOLERANCE = 1e-3;
@@ -71,49 +59,20 @@ function compareWithOurs(mode: Mode, shape: BenchShape, inputs: Inputs): Contend
   }
 }
 
-/** Median of samples pooled over rounds. */
-function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 /** Times `names` on one (shape, mode), interleaved round by round, and profiles one call of each. */
 async function measure(names: ContenderName[], mode: Mode, shape: BenchShape, inputs: Inputs, plan: Plan):
     Promise<Map<ContenderName, ContenderResult>> {
   const contenders = names.map(name => makeContender(name, shape));
-  const samples = new Map<ContenderName, number[]>(names.map(n => [n, []]));
-  const leaked = new Map<ContenderName, number>(names.map(n => [n, 0]));
   const step = STEPS[mode];
   try {
-    for (let round = 0; round < plan.rounds; round++) {
-      const bench = new Bench({
-        iterations: plan.minIterations, time: plan.timeMs, warmup: round === 0,
-        warmupIterations: plan.warmupIterations, warmupTime: plan.warmupMs, retainSamples: true, throws: true,
-      });
-      // Alternate the order, so slow drift (heat, GC pressure, other processes) hits all alike.
-      const order = round % 2 === 0 ? contenders : [...contenders].reverse();
-      for (const c of order) {
-        let before = 0;
-        bench.add(c.name, () => tf.dispose(step(c, inputs)), {
-          beforeAll: () => { before = tf.memory().numTensors; },
-          afterAll: () => { leaked.set(c.name, leaked.get(c.name)! + tf.memory().numTensors - before); },
-        });
-      }
-      bench.runSync();
-      for (const task of bench.tasks) {
-        const result = task.result;
-        if (!('latency' in result) || result.latency.samples == null) throw new Error(`${task.name}: no samples (${result.state})`);
-        samples.get(task.name as ContenderName)!.push(...result.latency.samples);
-      }
-    }
+    const timed = timeInterleaved(contenders.map(c => ({name: c.name, run: () => tf.dispose(step(c, inputs))})), plan);
     const results = new Map<ContenderName, ContenderResult>();
     for (const c of contenders) {
       const startBytes = tf.memory().numBytes;
       const profile = await tf.profile(() => { tf.dispose(step(c, inputs)); });
-      const all = samples.get(c.name)!;
-      results.set(c.name, {status: 'ok', medianMs: median(all), samples: all.length,
-        peakBytes: Math.max(0, profile.peakBytes - startBytes), kernels: profile.kernels.length, leakedTensors: leaked.get(c.name)});
+      const {samples, leakedTensors} = timed.get(c.name)!;
+      results.set(c.name, {status: 'ok', medianMs: median(samples), samples: samples.length,
+        peakBytes: Math.max(0, profile.peakBytes - startBytes), kernels: profile.kernels.length, leakedTensors});
     }
     return results;
   } finally {
@@ -179,21 +138,25 @@ async function main(): Promise<void> {
     quick: {type: 'boolean', default: false},
     backend: {type: 'string'},
     shape: {type: 'string'},
+    suite: {type: 'string'},
     write: {type: 'boolean', default: false},
     help: {type: 'boolean', default: false},
   }});
   if (values.help) {
-    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--write]\n' +
+    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--suite layer,fold] [--write]\n' +
       '  --quick  one short round (a smoke run; numbers are rough)\n' +
+      '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm (default: both)\n' +
       '  --write  write bench/results.{json,md} even for a quick or partial run (a full run always writes)');
     return;
   }
   const backends = listOption(values.backend, ['cpu', 'wasm', 'tensorflow'], 'backend') as BackendName[];
   const shapes = SHAPES.filter(s => listOption(values.shape, SHAPES.map(x => x.id), 'shape').includes(s.id));
+  const suites = listOption(values.suite, ['layer', 'fold'], 'suite');
   const plan = values.quick ? QUICK : FULL;
   const options = process.argv.slice(2).join(' ');
   const skipped: string[] = [];
   const rows: Row[] = [];
+  const foldRows: FoldRow[] = [];
   const loadBefore = os.loadavg()[0];
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
   for (const backend of backends) {
@@ -204,22 +167,38 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(`${backend}:`);
-    await benchBackend(backend, shapes, plan, rows);
+    if (suites.includes('layer')) await benchBackend(backend, shapes, plan, rows);
+    if (suites.includes('fold')) foldRows.push(...await benchFold(backend, plan));
   }
   const machine = await machineInfo(options, skipped, loadBefore);
   const checks = checkTargets(rows);
-  console.log(`\n${markdownMachine(machine)}\n\n${markdownTable(rows)}\n`);
-  for (const note of stockNotes(rows)) console.log(note);
-  console.log(`\nTargets (issue 4, at [32,32,32,64]):\n${markdownTargets(checks)}`);
-  const simd = markdownSimdTable(rows);
-  if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (wasm backend, our layer):\n${simd}`);
+  console.log(`\n${markdownMachine(machine)}\n`);
+  if (suites.includes('layer')) {
+    console.log(`${markdownTable(rows)}\n`);
+    for (const note of stockNotes(rows)) console.log(note);
+    console.log(`\nTargets (issue 4, at [32,32,32,64]):\n${markdownTargets(checks)}`);
+    const simd = markdownSimdTable(rows);
+    if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (wasm backend, our layer):\n${simd}`);
+  }
   const leaks = rows.filter(r => (r.ours.leakedTensors ?? 0) !== 0 || (r.oursJs?.leakedTensors ?? 0) !== 0);
   for (const r of rows.filter(r => (r.stock.leakedTensors ?? 0) !== 0)) {
     console.log(`warning: stock ${r.backend} ${r.shape} ${r.mode} leaked ${r.stock.leakedTensors} tensors while timed`);
   }
-  if (!values.quick && values.backend == null && values.shape == null || values.write) {
+  const write = !values.quick && values.backend == null && values.shape == null && values.suite == null || values.write;
+  if (write && suites.includes('layer')) {
     writeResults(__dirname, machine, rows, checks);
     console.log('\nwrote bench/results.json and bench/results.md');
+  }
+  if (suites.includes('fold')) {
+    console.log(`\nFolding batch norm (inference, before and after foldBatchNorm):\n${markdownFoldTable(foldRows)}`);
+    if (write) {
+      writeFoldResults(__dirname, markdownMachine(machine), machine, foldRows);
+      console.log('wrote bench/fold_results.json and bench/fold_results.md');
+    }
+    for (const r of foldRows.filter(r => r.leakedTensors !== 0)) {
+      console.error(`error: ${r.backend} ${r.workload} leaked ${r.leakedTensors} tensors while timed`);
+      process.exitCode = 1;
+    }
   }
   if (leaks.length > 0) {
     for (const r of leaks) {

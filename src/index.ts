@@ -12,3 +12,5 @@ export {BatchNorm, batchNormalization} from './layers/batch_norm';
 export type {BatchNormArgs} from './layers/batch_norm';
 export {checkedLoader, checkModelArtifacts} from './io/model_checks';
 export {replaceBuiltinBatchNormalization, stockFormat, toStockArtifacts} from './io/stock_format';
+export {foldBatchNorm, recalibrate} from './deploy';
+export type {FoldOptions, FoldReport, KeptBatchNorm, InferenceStatistics, RecalibrateOptions, RecalibratedLayer, RecalibrationBatch, RecalibrationData, RecalibrationProgress} from './deploy';
