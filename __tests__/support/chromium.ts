@@ -53,7 +53,13 @@ export async function openPage<T>(page: Page, url: string, resultKey: string, er
     const w = window as unknown as Record<string, unknown>;
     return w[r] != null || w[e] != null;
   }, [resultKey, errorKey], {timeout: timeoutMs});
-  await Promise.race([reported, uncaught]);
+  try {
+    await Promise.race([reported, uncaught]);
+  } catch (e) {
+    // Say how far the page got (pages that report progress show it in #status).
+    const status = await page.evaluate(() => document.getElementById('status')?.textContent ?? '').catch(() => '');
+    throw new Error(`${url}: ${(e as Error).message}${status ? `; the page's status: ${status}` : ''}`);
+  }
   const {result, error} = await page.evaluate(([r, e]) => {
     const w = window as unknown as Record<string, unknown>;
     return {result: w[r] as T | undefined, error: w[e] == null ? undefined : String(w[e])};
