@@ -37,7 +37,7 @@ const CURRENT_TFJS = PACKAGE.devDependencies['@tensorflow/tfjs'];
 /** The lowest version of the peer range, which must be the same for tfjs-core and tfjs-layers. */
 const LOWEST_TFJS = lowestOf(PACKAGE.peerDependencies['@tensorflow/tfjs-core']);
 const NPM_TIMEOUT_MS = 300_000;
-const PAGE_TIMEOUT_MS = 120_000;
+const PAGE_TIMEOUT_MS = 240_000;
 /** webgl (float32 on SwiftShader) vs the float64 reference, on O(1) values: measured ~1e-7. */
 const WEBGL_TOLERANCE = 1e-4;
 
@@ -377,7 +377,7 @@ describe('in Chromium', () => {
     expect(r.stock.loadedClasses[1]).toBe('BatchNormalization');
     expect(r.ours.loadedClasses[1]).toBe('TfjsBatchNorm>BatchNorm');
     await page.close();
-  });
+  }, PAGE_TIMEOUT_MS + 30_000);
 
   test('the script-tag build after tf.min.js: tf.batchnorm, the op on cpu and webgl, fit, IndexedDB round trip', async () => {
     const page = await browser.newPage();
@@ -402,7 +402,7 @@ describe('in Chromium', () => {
     expect(r.loadedClasses[1]).toBe('TfjsBatchNorm>BatchNorm');
     expect(r.after).toEqual(r.before);
     await page.close();
-  });
+  }, PAGE_TIMEOUT_MS + 30_000);
 
   test('the script-tag build without tf.min.js before it fails saying to load tfjs first', async () => {
     const page = await browser.newPage();
