@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import {mkdir, writeFile} from 'fs/promises';
 import {resolve} from 'path';
 import {parseArgs} from 'util';
+import '../src/node'; // the Node entry: it registers the file:// handler used below
 import {BackendName, parseBackend, selectBackend} from './backend';
 import {lineChartSvg, Series} from './chart';
 import {disposeSplit, loadDigits, permutation, random, Split} from './mnist_data';
