@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import {BatchNorm, batchNormalization, stockFormat} from '../src';
+import {BatchNorm, batchNormalization, stockFormat} from '../src/node'; // the Node entry: it registers file://
 import {expectClose} from './support/golden';
 import {RefProblem} from './support/reference';
 import {refVariantTrain, RefVariantOptions} from './support/reference_variants';
