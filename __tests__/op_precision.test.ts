@@ -14,7 +14,7 @@ import {batchNormTrain} from '../src';
 import {SIMD_FLAG} from '../src/kernels/simd';
 import {describeEachPath, withFlag} from './support/backends';
 import {expectClose} from './support/golden';
-import {random} from './support/problems';
+import {mulberry32 as random} from './support/random';
 import {refMoments, RefProblem, refTrain, refTrainGrad} from './support/reference';
 
 /** y, mean, variance, dx, dgamma, dbeta of `p` (with gamma and beta), as arrays. */

@@ -16,6 +16,7 @@ import {maxRelativeError} from '../__tests__/support/golden';
 import {checkTargets, ContenderResult, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Mode, Row, stockNotes, writeResults} from './report';
 import {benchFold, FoldRow, markdownFoldTable, writeFoldResults} from './fold';
 import {FULL, median, Plan, QUICK, timeInterleaved} from './timing';
+import {benchVariants, markdownVariantTable, VariantRow, variantTargetSummary, writeVariantResults} from './variants';
 import {BenchShape, Contender, ContenderName, Inputs, inferenceStep, makeContender, makeInputs, SHAPES, trainingStep} from './workloads';
 
 /** Beyond this relative difference (|a−b|/(1+|b|)) from ours, the stock layer's results count as wrong. */
@@ -143,20 +144,22 @@ async function main(): Promise<void> {
     help: {type: 'boolean', default: false},
   }});
   if (values.help) {
-    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--suite layer,fold] [--write]\n' +
+    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--suite layer,fold,variants] [--write]\n' +
       '  --quick  one short round (a smoke run; numbers are rough)\n' +
-      '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm (default: both)\n' +
+      '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm;\n' +
+      '           variants: training steps with renorm and ghost batches vs plain (default: all)\n' +
       '  --write  write bench/results.{json,md} even for a quick or partial run (a full run always writes)');
     return;
   }
   const backends = listOption(values.backend, ['cpu', 'wasm', 'tensorflow'], 'backend') as BackendName[];
   const shapes = SHAPES.filter(s => listOption(values.shape, SHAPES.map(x => x.id), 'shape').includes(s.id));
-  const suites = listOption(values.suite, ['layer', 'fold'], 'suite');
+  const suites = listOption(values.suite, ['layer', 'fold', 'variants'], 'suite');
   const plan = values.quick ? QUICK : FULL;
   const options = process.argv.slice(2).join(' ');
   const skipped: string[] = [];
   const rows: Row[] = [];
   const foldRows: FoldRow[] = [];
+  const variantRows: VariantRow[] = [];
   const loadBefore = os.loadavg()[0];
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
   for (const backend of backends) {
@@ -169,6 +172,7 @@ async function main(): Promise<void> {
     console.log(`${backend}:`);
     if (suites.includes('layer')) await benchBackend(backend, shapes, plan, rows);
     if (suites.includes('fold')) foldRows.push(...await benchFold(backend, plan));
+    if (suites.includes('variants')) variantRows.push(...await benchVariants(backend, shapes, plan));
   }
   const machine = await machineInfo(options, skipped, loadBefore);
   const checks = checkTargets(rows);
@@ -197,6 +201,17 @@ async function main(): Promise<void> {
     }
     for (const r of foldRows.filter(r => r.leakedTensors !== 0)) {
       console.error(`error: ${r.backend} ${r.workload} leaked ${r.leakedTensors} tensors while timed`);
+      process.exitCode = 1;
+    }
+  }
+  if (suites.includes('variants')) {
+    console.log(`\nBatch Renormalization and ghost batches (training step vs plain):\n${markdownVariantTable(variantRows)}\n${variantTargetSummary(variantRows)}`);
+    if (write) {
+      writeVariantResults(__dirname, markdownMachine(machine), machine, variantRows);
+      console.log('wrote bench/variant_results.json and bench/variant_results.md');
+    }
+    for (const r of variantRows.filter(v => v.plain.leakedTensors + v.renorm.leakedTensors + v.ghost.leakedTensors !== 0)) {
+      console.error(`error: ours ${r.backend} ${r.shape} plain/renorm/ghost leaked ${r.plain.leakedTensors}/${r.renorm.leakedTensors}/${r.ghost.leakedTensors} tensors while timed`);
       process.exitCode = 1;
     }
   }

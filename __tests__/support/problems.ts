@@ -5,19 +5,8 @@
  * problem and compare it with the float64 reference (support/reference.ts).
  */
 import fc from 'fast-check';
+import {mulberry32} from './random';
 import {refChannelCount, RefProblem} from './reference';
-
-/** Small deterministic pseudo-random numbers (mulberry32), so a problem is a function of its seed. */
-export function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One problem: the op's arguments and the reference's view of them (all values float32-exact). */
 export interface Problem extends RefProblem {
@@ -60,7 +49,7 @@ function build(d: Draw): Problem {
   const axes = d.channelAxes.map((isChannel, i) => (isChannel ? i : -1)).filter(i => i >= 0);
   const written = axes.map(a => (d.negative[a] ? a - rank : a));
   const axis = d.asList || written.length > 1 ? [...written].reverse() : written[0];
-  const rand = random(d.seed);
+  const rand = mulberry32(d.seed);
   const size = d.dims.reduce((a, b) => a * b, 1);
   const channels = refChannelCount(d.dims, axes);
   const offset = d.offsetInSpreads * d.spread;
