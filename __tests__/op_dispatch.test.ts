@@ -12,7 +12,7 @@ import {decide, DISPATCH_TABLE, FORCE_COMPOSITE_FLAG, implementationFor, Impleme
 import {normalizeAxes} from '../src/ops/channel_axes';
 import {describeEachBackend} from './support/backends';
 
-const ordinary: Situation = {mode: 'train', fusedKernel: true, adjacentAxes: true, rank: 4, backendKernelBroadcasts: true};
+const ordinary: Situation = {mode: 'train', fusedKernel: true, features: [], uses: [], adjacentAxes: true, rank: 4, backendKernelBroadcasts: true, masked: false};
 
 describe('the table', () => {
   test.each([

@@ -2,30 +2,30 @@
  * Gradient of BatchNormInfer (y = (x − mean)·γ/√(var+ε) + β with given statistics): the
  * inference-mode closed form of closed_form.ts, in tf ops. It runs when a frozen or inference-mode
  * layer sits inside a network being trained, where dx is the part that matters (one multiply);
- * each input's gradient is computed only when that input needs one.
+ * each input's gradient is computed only when that input needs one. gamma may be absent (scale 1);
+ * every per-channel input has mean's shape (batch_norm_infer.ts), which their gradients take.
  */
-import {GradConfig, NamedAttrMap, reshape, sub, Tensor} from '@tensorflow/tfjs-core';
+import {reshape, sub, Tensor} from '@tensorflow/tfjs-core';
 import {BatchNormInfer, BatchNormInferAttrs} from '../kernel_names';
 import {broadcastGeometry} from '../ops/channel_axes';
 import {inferenceGrads} from './closed_form';
+import {savedByName, savingConfig} from './saved';
 
 /** Gradient config registered for BatchNormInfer. */
-export const batchNormInferGradConfig: GradConfig = {
-  kernelName: BatchNormInfer,
-  inputsToSave: ['x', 'mean', 'variance', 'gamma'],
-  gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs?: NamedAttrMap) => {
-    const [x, mean, variance, gamma] = saved;
-    const {axis, epsilon} = attrs as BatchNormInferAttrs;
-    const geometry = broadcastGeometry(x.shape, axis);
-    const perChannel = (t: Tensor) => reshape(t, geometry.perChannelShape);
-    const grads = inferenceGrads(dy as Tensor, sub(x, perChannel(mean)), perChannel(gamma), perChannel(variance), geometry, epsilon);
-    const channels = [mean.size];
-    return {
-      x: grads.dx,
-      mean: () => reshape(grads.dmean(), channels),
-      variance: () => reshape(grads.dvariance(), channels),
-      gamma: () => reshape(grads.dgamma(), channels),
-      beta: () => reshape(grads.dbeta(), channels),
-    };
-  },
-};
+export const batchNormInferGradConfig = savingConfig(BatchNormInfer, {inputs: ['x', 'mean', 'variance', 'gamma'], outputs: []},
+    (dy, saved, attrs) => {
+      const {x, mean, variance, gamma} = savedByName(saved, attrs) as Record<string, Tensor>;
+      const {axis, epsilon} = attrs as BatchNormInferAttrs;
+      const geometry = broadcastGeometry(x.shape, axis);
+      const perChannel = (t: Tensor) => reshape(t, geometry.perChannelShape);
+      const grads = inferenceGrads(dy as Tensor, sub(x, perChannel(mean)), gamma == null ? null : perChannel(gamma),
+          perChannel(variance), geometry, epsilon);
+      const asMean = (t: Tensor) => reshape(t, mean.shape);
+      return {
+        x: grads.dx,
+        mean: () => asMean(grads.dmean()),
+        variance: () => asMean(grads.dvariance()),
+        gamma: () => asMean(grads.dgamma()),
+        beta: () => asMean(grads.dbeta()),
+      };
+    });

@@ -2,38 +2,70 @@
  * Gradient of BatchNormTrain: one BatchNormTrainGrad kernel gives dx, dgamma and dbeta together,
  * instead of autodiff through the moments (dozens of kernels and full-size temporaries). The
  * gradients arriving at the mean and variance outputs (zeros unless the caller differentiates
- * through them) are folded into dx. A backend that registers the forward kernel but not the
- * gradient kernel gets the same closed form in tf ops (dispatch.ts, mode 'trainGrad').
+ * through them) are folded into dx. A backend whose gradient kernel is missing, or lacks a feature
+ * the forward used (dispatch.ts, mode 'trainGrad'), gets the same closed form in tf ops.
+ *
+ * Renorm's r and d and the updated statistics are constants to the gradient: r and d by definition
+ * (Keras' stop_gradient), the updates as assignments (ops/train_step.ts); what arrives at those
+ * outputs is not propagated. The inputs they come from (moving and renorm statistics, clipping
+ * bounds) get no gradient: a tf.grad with respect to one of them fails with tfjs' "Cannot backprop
+ * through input" instead of answering.
  */
-import {engine, GradConfig, NamedAttrMap, reshape, Tensor} from '@tensorflow/tfjs-core';
-import {BatchNormTrain, BatchNormTrainAttrs, BatchNormTrainGrad, BatchNormTrainGradInputs} from '../kernel_names';
-import {broadcastGeometry} from '../ops/channel_axes';
+import {add, div, mul, NamedAttrMap, reshape, Tensor} from '@tensorflow/tfjs-core';
+import {BatchNormFeature, BatchNormTrain, BatchNormTrainAttrs, BatchNormTrainGrad, BatchNormTrainGradAttrs} from '../kernel_names';
 import {implementationFor} from '../ops/dispatch';
 import {compositeMoments} from '../ops/moments';
 import {trainingGrads} from './closed_form';
+import {GroupView, groupView} from './group_view';
+import {runKernelSaving, savedByName, SaveLists, savingConfig} from './saved';
+
+/** What BatchNormTrainGrad's own gradient (the double backward) needs saved. */
+export const TRAIN_GRAD_SAVES: SaveLists = {inputs: ['dy', 'x', 'gamma', 'dvariance', 'r', 'd'], outputs: []};
+
+/** The features of the forward call that the gradient kernel must declare too. */
+function featuresOf(attrs: BatchNormTrainAttrs, renorm: boolean): BatchNormFeature[] {
+  return [...(attrs.paramShape != null ? ['flexibleParams' as const] : []), ...(renorm ? ['renorm' as const] : []),
+    ...((attrs.ghosts ?? 1) > 1 ? ['ghosts' as const] : [])];
+}
+
+/** γ' = γ·r broadcast over the view (γ = 1 without scale; null when neither is there). */
+export function effectiveGamma(view: GroupView, gamma: Tensor | null, r: Tensor | null): Tensor | null {
+  if (r == null) return gamma == null ? null : view.perChannel(gamma);
+  return gamma == null ? view.perChannel(r) : mul(view.perChannel(gamma), view.perChannel(r));
+}
+
+/** A per-channel gradient arriving at an output that averages the groups over k ghost batches: its share per group. */
+export function perGroupShare(view: GroupView, t: Tensor): Tensor {
+  return view.ghosts === 1 ? view.perChannel(t) : div(view.perChannel(t), view.ghosts);
+}
 
 /** Gradient config registered for BatchNormTrain. */
-export const batchNormTrainGradConfig: GradConfig = {
-  kernelName: BatchNormTrain,
-  inputsToSave: ['x', 'gamma'],
-  outputsToSave: [false, false, true],
-  gradFunc: (dys: Tensor | Tensor[], saved: Tensor[], attrs?: NamedAttrMap) => {
-    const [dy, dmean, dvariance] = dys as Tensor[];
-    const [x, gamma, variance] = saved;
-    const {axis, epsilon} = attrs as BatchNormTrainAttrs;
-    if (implementationFor('trainGrad', x.rank, axis) === 'fused') {
-      const inputs: BatchNormTrainGradInputs = {dy, x, gamma, variance, dmean, dvariance};
-      const [dx, dgamma, dbeta] =
-          engine().runKernel(BatchNormTrainGrad, inputs as unknown as Record<string, Tensor>, attrs) as Tensor[];
-      return {x: () => dx, gamma: () => dgamma, beta: () => dbeta};
-    }
-    // The moments again, on the tape: the saved variance output cannot be traced back to x there
-    // (see batch_norm_train_grad_grad.ts), and second-order gradients need that dependence.
-    const geometry = broadcastGeometry(x.shape, axis);
-    const perChannel = (t: Tensor) => reshape(t, geometry.perChannelShape);
-    const moments = compositeMoments(x, geometry, null);
-    const grads = trainingGrads(dy, moments.centered, perChannel(gamma), moments.variance, geometry, epsilon,
-        {weights: null, count: moments.count, dmean: perChannel(dmean), dvariance: perChannel(dvariance)});
-    return {x: () => grads.dx, gamma: () => reshape(grads.dgamma, gamma.shape), beta: () => reshape(grads.dbeta, gamma.shape)};
-  },
-};
+export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, {inputs: ['x', 'gamma'], outputs: [['variance', 2]]},
+    (dys, saved, attrs) => {
+      const [dy, dmean, dvariance] = dys as Tensor[];
+      const s = savedByName(saved, attrs);
+      const [x, variance] = [s.x as Tensor, s.variance as Tensor];
+      const [gamma, r, d] = [s.gamma ?? null, s.r ?? null, s.d ?? null];
+      const a = attrs as unknown as BatchNormTrainAttrs;
+      const gradAttrs: BatchNormTrainGradAttrs = {axis: a.axis, epsilon: a.epsilon,
+        ...(a.paramShape == null ? {} : {paramShape: a.paramShape}), ...(a.ghosts == null ? {} : {ghosts: a.ghosts})};
+      if (implementationFor('trainGrad', x.rank, a.axis, {uses: featuresOf(a, r != null)}) === 'fused') {
+        const inputs = {dy, x, variance, dmean, dvariance, ...(gamma == null ? {} : {gamma}), ...(r == null || d == null ? {} : {r, d})};
+        const [dx, dgamma, dbeta] = runKernelSaving(BatchNormTrainGrad, inputs, gradAttrs as unknown as NamedAttrMap, TRAIN_GRAD_SAVES);
+        return {x: () => dx, gamma: () => dgamma, beta: () => dbeta};
+      }
+      // The moments again, on the tape: the saved variance output cannot be traced back to x there
+      // (see batch_norm_train_grad_grad.ts), and second-order gradients need that dependence.
+      const view = groupView(x.shape, a.axis, a.ghosts ?? 1);
+      const moments = compositeMoments(view.toView(x), view.geometry, null);
+      const grads = trainingGrads(view.toView(dy), moments.centered, effectiveGamma(view, gamma, r), moments.variance, view.geometry,
+          a.epsilon, {weights: null, count: moments.count, dmean: perGroupShare(view, dmean), dvariance: perGroupShare(view, dvariance)});
+      const paramShape = gamma?.shape ?? a.paramShape ?? [variance.size];
+      const dbeta = () => view.sumOverGhosts(grads.dbeta, paramShape);
+      const dgamma = () => {
+        const dg = view.sumOverGhosts(grads.dgamma, paramShape);
+        // y = x̂·(r·γ) + d·γ + β: dγ = r·Σdy·x̂ + d·Σdy.
+        return r == null || d == null ? dg : add(mul(reshape(r, paramShape), dg), mul(reshape(d, paramShape), dbeta()));
+      };
+      return {x: () => reshape(grads.dx, x.shape), gamma: dgamma, beta: dbeta};
+    });

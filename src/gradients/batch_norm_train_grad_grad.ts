@@ -7,36 +7,49 @@
  * kernel's outputs for its gradient through a copy that the tape cannot trace back to x (the copy is
  * recorded before the kernel that made the output), so the dependence on x through σ² is taken
  * here, in the gradient for x (σ² recomputed from x), and the `variance` input gets none.
+ *
+ * Renorm (inputs r, d) is plain batch normalization with γ' = r·γ whose dγ is r·dγ' + d·dβ', so the
+ * upstream gradients of dγ and dβ reach γ' and β' as r·ddγ and ddβ + d·ddγ; r and d are constants
+ * (zero gradient). Ghost batches run in the ghost view (group_view.ts), each group its own problem,
+ * with dmean and dvariance shared out over the k ghost batches.
  */
-import {GradConfig, NamedAttrMap, reshape, Tensor, zeros} from '@tensorflow/tfjs-core';
+import {add, div, mul, reshape, Tensor, zerosLike} from '@tensorflow/tfjs-core';
 import {BatchNormTrainGrad, BatchNormTrainGradAttrs} from '../kernel_names';
-import {broadcastGeometry} from '../ops/channel_axes';
 import {compositeMoments} from '../ops/moments';
+import {effectiveGamma, perGroupShare} from './batch_norm_train_grad';
 import {trainingGradGrads} from './closed_form';
+import {groupView} from './group_view';
+import {savedByName, savingConfig} from './saved';
 
 /** Gradient config registered for BatchNormTrainGrad. */
-export const batchNormTrainGradGradConfig: GradConfig = {
-  kernelName: BatchNormTrainGrad,
-  inputsToSave: ['dy', 'x', 'gamma', 'dvariance'],
-  gradFunc: (upstream: Tensor | Tensor[], saved: Tensor[], attrs?: NamedAttrMap) => {
-    const [ddx, ddgamma, ddbeta] = upstream as Tensor[];
-    const [dy, x, gamma, dvariance] = saved;
-    const {axis, epsilon} = attrs as BatchNormTrainGradAttrs;
-    const geometry = broadcastGeometry(x.shape, axis);
-    const perChannel = (t: Tensor) => reshape(t, geometry.perChannelShape);
-    // μ and σ² recomputed on the tape, so that third-order gradients see how they depend on x.
-    const {centered, variance, count} = compositeMoments(x, geometry, null);
-    const grads = trainingGradGrads({ddx, ddgamma: perChannel(ddgamma), ddbeta: perChannel(ddbeta)}, dy, centered,
-        perChannel(gamma), variance, perChannel(dvariance), geometry, epsilon, count as number);
-    const channels = [gamma.size];
-    return {
-      dy: grads.dy,
-      x: grads.x,
-      gamma: () => reshape(grads.gamma(), channels),
-      // σ² is x's variance, differentiated through x above; as an input it is only a cached value.
-      variance: () => zeros(channels),
-      dmean: () => reshape(grads.dmean(), channels),
-      dvariance: () => reshape(grads.dvariance(), channels),
-    };
-  },
-};
+export const batchNormTrainGradGradConfig = savingConfig(BatchNormTrainGrad, {inputs: ['dy', 'x', 'gamma', 'dvariance'], outputs: []},
+    (upstream, saved, attrs) => {
+      const [ddx, ddgamma, ddbeta] = upstream as Tensor[];
+      const s = savedByName(saved, attrs);
+      const [dy, x, dvariance] = [s.dy as Tensor, s.x as Tensor, s.dvariance as Tensor];
+      const [gamma, r, d] = [s.gamma ?? null, s.r ?? null, s.d ?? null];
+      const {axis, epsilon, ghosts} = attrs as unknown as BatchNormTrainGradAttrs;
+      const view = groupView(x.shape, axis, ghosts ?? 1);
+      // μ and σ² recomputed on the tape, so that third-order gradients see how they depend on x.
+      const {centered, variance} = compositeMoments(view.toView(x), view.geometry, null);
+      const upstreamGamma = r == null ? view.perChannel(ddgamma) : mul(view.perChannel(r), view.perChannel(ddgamma));
+      const upstreamBeta = r == null || d == null ? view.perChannel(ddbeta) : add(view.perChannel(ddbeta), mul(view.perChannel(d), view.perChannel(ddgamma)));
+      const grads = trainingGradGrads({ddx: view.toView(ddx), ddgamma: upstreamGamma, ddbeta: upstreamBeta}, view.toView(dy), centered,
+          effectiveGamma(view, gamma, r), variance, perGroupShare(view, dvariance), view.geometry, epsilon, view.count);
+      const channels = dvariance.shape;
+      const perChannel = (t: Tensor) => (view.ghosts === 1 ? reshape(t, channels) : div(view.sumOverGhosts(t, channels), view.ghosts));
+      return {
+        dy: () => reshape(grads.dy(), x.shape),
+        x: () => reshape(grads.x(), x.shape),
+        gamma: () => {
+          const g = view.sumOverGhosts(grads.gamma(), (gamma as Tensor).shape);
+          return r == null ? g : mul(g, reshape(r, (gamma as Tensor).shape));
+        },
+        // σ² is x's variance, differentiated through x above; as an input it is only a cached value.
+        variance: () => zerosLike(dvariance),
+        dmean: () => perChannel(grads.dmean()),
+        dvariance: () => perChannel(grads.dvariance()),
+        // Constants of the forward (Keras' stop_gradient).
+        ...(r == null || d == null ? {} : {r: () => zerosLike(r), d: () => zerosLike(d)}),
+      };
+    });

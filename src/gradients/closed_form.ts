@@ -99,7 +99,7 @@ export interface UpstreamOfGrad {
  * which grows like ε^(−3/2) on a channel of equal values: as large as the true derivative, which
  * exceeds float32 there for ε below about 1e-26.
  */
-export function trainingGradGrads(upstream: UpstreamOfGrad, dy: Tensor, centered: Tensor, gamma: Tensor, variance: Tensor,
+export function trainingGradGrads(upstream: UpstreamOfGrad, dy: Tensor, centered: Tensor, gamma: Tensor | null, variance: Tensor,
                                   dvariance: Tensor, {reduce}: BroadcastGeometry, epsilon: number, n: number):
     LazyGrads<'dy' | 'x' | 'gamma' | 'dmean' | 'dvariance'> {
   const {ddx: g, ddgamma: gGamma, ddbeta: gBeta} = upstream;

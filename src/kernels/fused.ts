@@ -2,103 +2,166 @@
  * The three fused kernels, written once against a `BufferAccess` that says where a backend keeps
  * its float32 data and which loops (plain JS, or SIMD WebAssembly in the wasm backend's heap) run
  * over it. Each kernel reads x at most twice and allocates nothing full-size beyond its
- * outputs; all per-channel arithmetic happens in float64. The forward outputs are
+ * outputs; all per-channel arithmetic happens in float64 (coefficients.ts). The forward outputs are
  * y = (x − μ)·(γ/√(σ² + ε)) + β (normalizeChannels: folded into one multiply-add where that loses
  * nothing), so a channel of equal values gives exactly β and non-finite inputs give the IEEE result
  * of that formula, as on the composite path.
+ *
+ * They implement every extension of kernel_names.ts (FUSED_FEATURES): optional and any-shaped
+ * gamma/beta, the moving-statistics update inside the training kernel, Batch Renormalization's r
+ * and d between the statistics pass and the output pass, and ghost batches (groups.ts).
  */
 import type {KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
-import type {BatchNormAttrs} from '../kernel_names';
+import type {BatchNormExtendedAttrs, BatchNormKernelFeatures, BatchNormTrainAttrs} from '../kernel_names';
 import {channelLayout} from '../ops/channel_axes';
-import {channelMoments, gradientSums, Loops, normalizeChannels} from './loops';
+import {batchStatistics, Correction, gradientCoefficients, movingAverage, RenormInputs, renormCorrection, stddevFloat32,
+  trainCoefficients, varianceFromStddev} from './coefficients';
+import {forEachBlock, groupGradientSums, groupMoments, Groups, groupsOf} from './groups';
+import {Loops, normalizeChannels} from './loops';
+
+/** What the kernels of this file implement beyond the base interface (declared on their configs). */
+export const FUSED_FEATURES: BatchNormKernelFeatures = {flexibleParams: true, movingUpdate: true, renorm: true, ghosts: true};
 
 /** How a backend exposes tensor memory to the kernels, and the loops that run over it. */
 export interface BufferAccess {
   /**
-   * Allocates the outputs, then calls `body` with float32 views of the inputs and outputs, and
-   * returns the outputs. Views are taken after every allocation (a wasm heap may grow and move).
+   * Allocates the outputs, then calls `body` with float32 views of the inputs (null for an absent
+   * one) and outputs, and returns the outputs. Views are taken after every allocation (a wasm heap
+   * may grow and move).
    */
-  run(backend: unknown, inputs: TensorInfo[], outputShapes: number[][],
-      body: (ins: Float32Array[], outs: Float32Array[]) => void): TensorInfo[];
+  run(backend: unknown, inputs: Array<TensorInfo | undefined>, outputShapes: number[][],
+      body: (ins: Array<Float32Array | null>, outs: Float32Array[]) => void): TensorInfo[];
   /**
-   * The loops to run for a problem with `channels` channels. Called before `run`, so any memory
+   * The loops to run for blocks of at most `channels` channels. Called before `run`, so any memory
    * they set aside is allocated before views are taken.
    */
   loops(backend: unknown, channels: number): Loops;
 }
 
-function attrsOf(attrs: unknown): BatchNormAttrs {
-  return attrs as BatchNormAttrs;
+type Inputs = Record<string, TensorInfo | undefined>;
+
+/** The groups of x for these attributes (ghosts default 1). */
+function groupsFor(x: TensorInfo, {axis, ghosts}: BatchNormExtendedAttrs): Groups {
+  return groupsOf(channelLayout(x.shape, axis), x.shape[0], ghosts ?? 1);
 }
 
-/** Forward in training mode: y, batch mean and biased batch variance (inputs x, gamma, beta). */
+/** The shape of dgamma and dbeta: gamma's, else the paramShape attribute, else [channels]. */
+function paramShape(gamma: TensorInfo | undefined, attrs: BatchNormExtendedAttrs, channels: number): number[] {
+  return gamma?.shape ?? attrs.paramShape ?? [channels];
+}
+
+/** A scalar input's value, or null when absent. */
+function scalarOf(values: Float32Array | null): number | null {
+  return values == null ? null : values[0];
+}
+
+/**
+ * Forward in training mode (inputs x, gamma?, beta?; with the moving update movingMean,
+ * movingVariance or, with renorm, movingStddev; with renorm renormMean, renormStddev and the scalars
+ * rmin?, rmax?, dmax?). Outputs as kernel_names.ts's BatchNormTrain says.
+ */
 export function trainKernel(access: BufferAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
-    const {x, gamma, beta} = inputs as {x: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
-    const {axis, epsilon} = attrsOf(attrs);
-    const layout = channelLayout(x.shape, axis);
-    const perChannel = [layout.channels];
-    const loops = access.loops(backend, layout.channels);
-    return access.run(backend, [x, gamma, beta], [x.shape, perChannel, perChannel], ([xs, g, b], [y, mean, variance]) => {
-      const moments = channelMoments(loops, xs, layout);
-      const scale = new Float64Array(layout.channels);
-      for (let c = 0; c < layout.channels; c++) {
-        const s = g[c] / Math.sqrt(moments.variance[c] + epsilon);
-        // Variance 0: every x equals the mean, so y = 0·s + β exactly (NaN for an infinite s, as IEEE says).
-        scale[c] = moments.variance[c] === 0 ? 0 * s : s;
-        mean[c] = moments.mean[c];
-        variance[c] = moments.variance[c];
+    const ins = inputs as Inputs;
+    const a = attrs as unknown as BatchNormTrainAttrs;
+    const x = ins.x as TensorInfo;
+    const groups = groupsFor(x, a);
+    const perChannel = [groups.channels];
+    const renorm = ins.renormMean != null;
+    const moving = ins.movingMean != null;
+    const movingShape = ins.movingMean?.shape ?? [];
+    const outputShapes = [x.shape, perChannel, perChannel,
+      ...(moving ? [movingShape, movingShape] : []), ...(renorm ? [perChannel, perChannel] : []),
+      ...(renorm && moving ? [movingShape, movingShape, movingShape] : [])];
+    const names = ['x', 'gamma', 'beta', 'movingMean', 'movingVariance', 'movingStddev', 'renormMean', 'renormStddev', 'rmin', 'rmax', 'dmax'];
+    const loops = access.loops(backend, groups.blockChannels);
+    return access.run(backend, names.map(n => ins[n]), outputShapes, (views, outs) => {
+      const [xs, gamma, beta, movingMean, movingVariance, movingStddev, renormMean, renormStddev, rmin, rmax, dmax] = views;
+      const [y, mean, variance, ...rest] = outs;
+      const moments = groupMoments(loops, xs as Float32Array, groups);
+      const batch = batchStatistics(moments, groups);
+      mean.set(batch.mean);
+      variance.set(batch.variance);
+      const correction = renorm ? renormCorrection(batch.mean, batch.variance, {renormMean, renormStddev, rmin: scalarOf(rmin),
+        rmax: scalarOf(rmax), dmax: scalarOf(dmax)} as RenormInputs, a.epsilon) : null;
+      const {scale, offset} = trainCoefficients(moments.variance, groups, gamma, beta, a.epsilon, correction);
+      forEachBlock(groups, [xs as Float32Array, y], [moments.mean, scale, offset], ([xb, yb], layout, [center, s, o]) =>
+        normalizeChannels(loops, xb, yb, layout, center, s, o));
+      const updates = rest.slice(moving ? 2 : 0);
+      if (moving) {
+        const [newMean, newVariance] = rest;
+        movingAverage(movingMean as Float32Array, mean, a.momentum as number, newMean);
+        if (!renorm) movingAverage(movingVariance as Float32Array, variance, a.momentum as number, newVariance);
       }
-      normalizeChannels(loops, xs, y, layout, moments.mean, scale, Float64Array.from(b));
+      if (correction != null) writeRenorm(correction, updates, {mean, variance, movingStddev, renormMean, renormStddev,
+        newVariance: rest[1]}, a);
     });
   };
 }
 
 /**
- * Closed-form backward of trainKernel (inputs dy, x, gamma, variance, dmean, dvariance):
- *   dx = γ·r·dy − γ·r·Σdy/N − γ·r³·(x−μ)·Σdy(x−μ)/N + dμ/N + 2·dσ²·(x−μ)/N,  r = 1/√(σ²+ε)
- * folded into dx = a·dy + b·x + k per channel, so the second pass is one multiply-add chain.
+ * Renorm's outputs: r and d; with the moving update also movingStddev', renormMean', renormStddev'
+ * and movingVariance' = max(movingStddev'² − ε, 0), as renorm.ts's tf ops computed them.
+ */
+function writeRenorm({r, d}: Correction, outs: Float32Array[], s: {mean: Float32Array; variance: Float32Array;
+    movingStddev: Float32Array | null; renormMean: Float32Array | null; renormStddev: Float32Array | null; newVariance?: Float32Array},
+                     {epsilon, momentum, renormMomentum}: BatchNormTrainAttrs): void {
+  const [rOut, dOut, newMovingStddev, newRenormMean, newRenormStddev] = outs;
+  rOut.set(r);
+  dOut.set(d);
+  if (newMovingStddev == null) return;
+  const stddev = stddevFloat32(s.variance, epsilon);
+  movingAverage(s.renormMean as Float32Array, s.mean, renormMomentum as number, newRenormMean);
+  movingAverage(s.renormStddev as Float32Array, stddev, renormMomentum as number, newRenormStddev);
+  movingAverage(s.movingStddev as Float32Array, stddev, momentum as number, newMovingStddev);
+  varianceFromStddev(newMovingStddev, epsilon, s.newVariance as Float32Array);
+}
+
+/**
+ * Closed-form backward of trainKernel (inputs dy, x, gamma?, variance, dmean, dvariance; with renorm
+ * r, d), folded into dx = a·dy + b·x + k per group (coefficients.ts), so the second pass is one
+ * multiply-add chain. With ghost batches the per-group variance is recomputed from x (the variance
+ * input is the mean over ghost batches).
  */
 export function trainGradKernel(access: BufferAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
-    const {dy, x, gamma, variance, dmean, dvariance} =
-        inputs as {dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; variance: TensorInfo; dmean: TensorInfo; dvariance: TensorInfo};
-    const {axis, epsilon} = attrsOf(attrs);
-    const layout = channelLayout(x.shape, axis);
-    const perChannel = [layout.channels];
-    const n = layout.outer * layout.inner;
-    const loops = access.loops(backend, layout.channels);
-    return access.run(backend, [dy, x, gamma, variance, dmean, dvariance], [x.shape, perChannel, perChannel],
-        ([dys, xs, g, v, dm, dv], [dx, dgamma, dbeta]) => {
-          const sums = gradientSums(loops, dys, xs, layout);
-          const a = new Float64Array(layout.channels);
-          const b = new Float64Array(layout.channels);
-          const k = new Float64Array(layout.channels);
-          for (let c = 0; c < layout.channels; c++) {
-            const r = 1 / Math.sqrt(v[c] + epsilon);
-            a[c] = g[c] * r;
-            b[c] = -g[c] * r * r * r * sums.sumDyXc[c] / n + 2 * dv[c] / n;
-            k[c] = -a[c] * sums.sumDy[c] / n + dm[c] / n - b[c] * sums.mean[c];
-            dgamma[c] = r * sums.sumDyXc[c];
-            dbeta[c] = sums.sumDy[c];
-          }
-          loops.gradientApply(dys, xs, dx, layout, a, b, k);
-        });
+    const ins = inputs as Inputs;
+    const a = attrs as unknown as BatchNormExtendedAttrs;
+    const x = ins.x as TensorInfo;
+    const groups = groupsFor(x, a);
+    const params = paramShape(ins.gamma, a, groups.channels);
+    const loops = access.loops(backend, groups.blockChannels);
+    const names = ['dy', 'x', 'gamma', 'variance', 'dmean', 'dvariance', 'r', 'd'];
+    return access.run(backend, names.map(n => ins[n]), [x.shape, params, params], (views, [dx, dgamma, dbeta]) => {
+      const [dys, xs, gamma, variance, dmean, dvariance, r, d] = views as Float32Array[];
+      const sums = groupGradientSums(loops, dys, xs, groups);
+      const groupVariance = groups.ghosts === 1 ? variance : groupMoments(loops, xs, groups).variance;
+      const correction = r == null ? null : {r: Float64Array.from(r), d: Float64Array.from(d)};
+      const c = gradientCoefficients({...sums, variance: groupVariance, gamma, correction, dmean, dvariance}, groups, a.epsilon);
+      dgamma.set(c.dgamma);
+      dbeta.set(c.dbeta);
+      forEachBlock(groups, [dys, xs, dx], [c.a, c.b, c.k], ([dyb, xb, dxb], layout, [ab, bb, kb]) =>
+        loops.gradientApply(dyb, xb, dxb, layout, ab, bb, kb));
+    });
   };
 }
 
-/** Forward in inference mode with given statistics (inputs x, mean, variance, gamma, beta). */
+/** Forward in inference mode with given statistics (inputs x, mean, variance, gamma?, beta?; any per-channel shapes). */
 export function inferKernel(access: BufferAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
-    const {x, mean, variance, gamma, beta} =
-        inputs as {x: TensorInfo; mean: TensorInfo; variance: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
-    const {axis, epsilon} = attrsOf(attrs);
+    const ins = inputs as Inputs;
+    const {axis, epsilon} = attrs as unknown as BatchNormExtendedAttrs;
+    const x = ins.x as TensorInfo;
     const layout = channelLayout(x.shape, axis);
     const loops = access.loops(backend, layout.channels);
-    const [y] = access.run(backend, [x, mean, variance, gamma, beta], [x.shape], ([xs, m, v, g, b], [out]) => {
+    const [y] = access.run(backend, [x, ins.mean, ins.variance, ins.gamma, ins.beta], [x.shape], ([xs, m, v, g, b], [out]) => {
       const scale = new Float64Array(layout.channels);
-      for (let c = 0; c < layout.channels; c++) scale[c] = g[c] / Math.sqrt(v[c] + epsilon);
-      normalizeChannels(loops, xs, out, layout, Float64Array.from(m), scale, Float64Array.from(b));
+      const offset = new Float64Array(layout.channels);
+      for (let c = 0; c < layout.channels; c++) {
+        scale[c] = (g == null ? 1 : g[c]) / Math.sqrt((v as Float32Array)[c] + epsilon);
+        offset[c] = b == null ? 0 : b[c];
+      }
+      normalizeChannels(loops, xs as Float32Array, out, layout, Float64Array.from(m as Float32Array), scale, offset);
     });
     return y;
   };

@@ -214,54 +214,11 @@ export function normalizeChannels(loops: Loops, x: Float32Array, y: Float32Array
  * when that value is not finite, so that an infinite value gives the IEEE mean (±Infinity, or NaN
  * for both signs) wherever it sits in the channel, as on the composite path.
  */
-function channelShift(x: Float32Array, {channels, inner}: ChannelLayout): Float64Array {
+export function channelShift(x: Float32Array, {channels, inner}: ChannelLayout): Float64Array {
   const shift = new Float64Array(channels);
   for (let c = 0; c < channels; c++) {
     const first = x[c * inner];
     shift[c] = Number.isFinite(first) ? first : 0;
   }
   return shift;
-}
-
-/** Float64 per-channel mean and biased variance of x (statistics pass: one read of x). */
-export function channelMoments(loops: Loops, x: Float32Array, layout: ChannelLayout): {mean: Float64Array; variance: Float64Array} {
-  const {channels} = layout;
-  const n = layout.outer * layout.inner;
-  const shift = channelShift(x, layout);
-  const sum = new Float64Array(channels);
-  const sumSq = new Float64Array(channels);
-  loops.momentSums(x, layout, shift, sum, sumSq);
-  const mean = new Float64Array(channels);
-  const variance = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) {
-    const m = sum[c] / n;
-    mean[c] = shift[c] + m;
-    // Clamp: rounding can leave a tiny negative number when all values are equal.
-    variance[c] = Math.max(0, sumSq[c] / n - m * m);
-  }
-  return {mean, variance};
-}
-
-/**
- * Per-channel Σdy, Σdy·(x − mean) and the float64 mean, in one read of dy and x. The mean is
- * recomputed here (shifted, like channelMoments) instead of taken from the float32 `mean` output,
- * whose rounding (about 1e-3 for values near 1e4) would otherwise leak into every gradient.
- */
-export function gradientSums(loops: Loops, dy: Float32Array, x: Float32Array, layout: ChannelLayout):
-    {sumDy: Float64Array; sumDyXc: Float64Array; mean: Float64Array} {
-  const {channels} = layout;
-  const n = layout.outer * layout.inner;
-  const shift = channelShift(x, layout);
-  const sumDy = new Float64Array(channels);
-  const sumDyXs = new Float64Array(channels);
-  const sumXs = new Float64Array(channels);
-  loops.gradientSums(dy, x, layout, shift, sumDy, sumDyXs, sumXs);
-  const mean = new Float64Array(channels);
-  const sumDyXc = new Float64Array(channels);
-  for (let c = 0; c < channels; c++) {
-    const offset = sumXs[c] / n;  // mean − shift, exact enough in float64
-    mean[c] = shift[c] + offset;
-    sumDyXc[c] = sumDyXs[c] - offset * sumDy[c];
-  }
-  return {sumDy, sumDyXc, mean};
 }

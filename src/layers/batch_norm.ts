@@ -4,7 +4,7 @@
  * stock layer is not: any channel axis or list of axes, any rank >= 2, scale/center false in
  * training, trainable = false (Keras fine-tuning semantics) and masks (Keras 3 semantics).
  */
-import {reshape, serialization, Tensor, Tensor1D, tidy} from '@tensorflow/tfjs-core';
+import {add, scalar, serialization, Tensor, tidy} from '@tensorflow/tfjs-core';
 import {initializers, InputSpec, layers, LayerVariable, Shape} from '@tensorflow/tfjs-layers';
 import type {Constraint} from '@tensorflow/tfjs-layers/dist/constraints';
 import type {Initializer} from '@tensorflow/tfjs-layers/dist/initializers';
@@ -13,14 +13,14 @@ import type {Regularizer} from '@tensorflow/tfjs-layers/dist/regularizers';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
 import {callSiteTraining, InferenceStatistics} from '../deploy/call_site_training';
 import {batchNormInfer} from '../ops/batch_norm_infer';
-import {batchNormTrain, BatchNormTrainResult} from '../ops/batch_norm_train';
-import {argumentError, AxisArg, checkAxes, checkEpsilon, checkMask} from '../ops/validate';
+import type {MovingInputs, UpdatedStatistics} from '../ops/renorm_ops';
+import {withoutGradient} from '../ops/stop_gradient';
+import {trainStep} from '../ops/train_step';
+import {argumentError, AxisArg, checkAxes, checkCommon, checkEpsilon, checkMask} from '../ops/validate';
 import {checkArgumentNames, checkAxisArgument, checkBoolean, checkInferenceStatistics, checkKerasCompatibility, checkMomentum,
   checkVirtualBatchSize, KerasCompatibilityArgs} from './config';
-import {checkGhostAxes, fromView, ghostView, ghostWeightShape, meanOverGhosts, perGhost, plainView, StatisticsView} from './ghost';
-import {updateMovingAverage} from './moving_statistics';
-import {composeCorrection, RENORM_STEP_WEIGHT_NAME, RENORM_WEIGHT_NAMES, renormCorrection, RenormSettings, RenormState,
-  sqrtInitializer, updateRenormStatistics} from './renorm';
+import {checkGhostAxes, ghostWeightShape} from './ghost';
+import {RENORM_STEP_WEIGHT_NAME, RENORM_WEIGHT_NAMES, renormInputs, RenormState, sqrtInitializer} from './renorm';
 import {checkRenormClipping, hasSchedule, RenormClipping} from './renorm_clipping';
 
 /**
@@ -203,32 +203,31 @@ export class BatchNorm extends layers.Layer {
   override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
     return tidy(() => {
       const x = this.singleInput(inputs);
-      const mask = checkMask(this.errorPrefix(), kwargs.mask, x);
+      const fn = this.errorPrefix();
+      const mask = checkMask(fn, kwargs.mask, x);
       // Keras: `if training and self.trainable`, so any truthy `training` trains.
       const modelTraining = Boolean(kwargs.training);
       // A call-site argument (Keras `bn(x, training=True)`, kept in the layer's node) overrides the model's.
       const training = callSiteTraining(this) ?? modelTraining;
-      let gamma = this.gamma?.read() ?? null;
-      let beta = this.beta?.read() ?? null;
-      const options = {axis: this.channelAxes, epsilon: this.epsilon};
+      // The variables themselves: every kernel takes per-channel tensors in any shape.
+      const gamma = this.gamma?.read() ?? null;
+      const beta = this.beta?.read() ?? null;
 
       const useBatchStatistics = (training || this.inferenceStatistics === 'batch') && this.trainable;
 
       if (!useBatchStatistics) {
-        return batchNormInfer(x, this.movingMean.read(), this.movingVariance.read(), gamma, beta, options);
+        return batchNormInfer(x, this.movingMean.read(), this.movingVariance.read(), gamma, beta, {axis: this.channelAxes, epsilon: this.epsilon});
       }
+      // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
+      const update = training && modelTraining;
       // Ghost batches and renorm's corrections are training devices: with batch statistics at
       // inference (inferenceStatistics 'batch'), the whole batch is normalized plainly.
-      const view = training && this.virtualBatchSize != null ?
-          ghostView(this.errorPrefix(), x, mask, this.channelAxes, this.virtualBatchSize) : plainView(x, mask, this.channelAxes);
-      if (training && this.renormState != null) {
-        const correction = renormCorrection(() => this.moments(view), this.renormState, this.renormSettings());
-        ({gamma, beta} = composeCorrection(correction, gamma, beta));
-      }
-      const {y, mean, variance} = this.normalize(view, gamma, beta);
-      // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
-      if (training && modelTraining) this.updateStatistics(mean, variance);
-      return view.x === x ? y : fromView(view, y, x.shape);
+      const renorm = training && this.renormState != null ? renormInputs(this.renormState, this.renormClipping, this.renormMomentum) : null;
+      const {y, updated} = trainStep(checkCommon(fn, x, this.channelAxes, this.epsilon), gamma, beta, {
+        mask, fn, virtualBatchSize: training ? this.virtualBatchSize : null, renorm, moving: update ? this.movingInputs() : null,
+      });
+      if (updated != null) this.writeStatistics(updated);
+      return y;
     });
   }
 
@@ -269,35 +268,23 @@ export class BatchNorm extends layers.Layer {
     return {...config, ...super.getConfig()};
   }
 
-  /**
-   * Normalizes the view with its batch statistics; returns y (in the view's shape) and the batch
-   * mean and biased variance per channel (averaged over ghost batches).
-   */
-  private normalize(view: StatisticsView, gamma: Tensor | null, beta: Tensor | null): BatchNormTrainResult {
-    const g = gamma == null ? null : perGhost(gamma, view.ghosts);
-    const b = beta == null ? null : perGhost(beta, view.ghosts);
-    const {y, mean, variance} = batchNormTrain(view.x, g, b, {axis: view.axes, epsilon: this.epsilon, mask: view.mask});
-    return {y, mean: meanOverGhosts(mean, view.ghosts) as Tensor1D, variance: meanOverGhosts(variance, view.ghosts) as Tensor1D};
+  /** The moving statistics the training step moves (and renorm's moving_stddev). */
+  private movingInputs(): MovingInputs {
+    return {mean: this.movingMean.read(), variance: this.movingVariance.read(), momentum: this.momentum,
+      stddev: this.renormState?.movingStddev.read() ?? null};
   }
 
-  /** The batch mean and biased variance per channel (averaged over ghost batches), for renorm's r and d. */
-  private moments(view: StatisticsView): {mean: Tensor; variance: Tensor} {
-    const {mean, variance} = batchNormTrain(view.x, null, null, {axis: view.axes, epsilon: this.epsilon, mask: view.mask});
-    return {mean: meanOverGhosts(reshape(mean, [mean.size]), view.ghosts), variance: meanOverGhosts(reshape(variance, [variance.size]), view.ghosts)};
-  }
-
-  /** Moves the moving statistics (and renorm's, with renorm) toward this step's batch statistics. */
-  private updateStatistics(mean: Tensor, variance: Tensor): void {
-    if (this.renormState != null) {
-      updateRenormStatistics(mean, variance, this.renormState, this.movingMean, this.movingVariance, this.renormSettings());
-    } else {
-      updateMovingAverage(this.movingMean, mean, this.momentum);
-      updateMovingAverage(this.movingVariance, variance, this.momentum);
-    }
-  }
-
-  private renormSettings(): RenormSettings {
-    return {clipping: this.renormClipping, renormMomentum: this.renormMomentum, momentum: this.momentum, epsilon: this.epsilon};
+  /** Writes a training step's updated statistics into the variables (no kernel: the variables take the tensors' data). */
+  private writeStatistics(updated: UpdatedStatistics): void {
+    this.movingMean.write(updated.movingMean);
+    this.movingVariance.write(updated.movingVariance);
+    const state = this.renormState;
+    if (state == null) return;
+    state.movingStddev.write(updated.movingStddev as Tensor);
+    state.renormMean.write(updated.renormMean as Tensor);
+    state.renormStddev.write(updated.renormStddev as Tensor);
+    const step = state.step;
+    if (step != null) step.write(withoutGradient(() => [add(step.read(), scalar(1))])[0]);
   }
 
   /** Weight names in the stock order: gamma (if scale), beta (if center), moving_mean, moving_variance; then renorm's. */

@@ -1,10 +1,30 @@
 /** The inference-mode op: batchNormInfer(x, mean, variance, gamma, beta, {axis, epsilon}) → y. */
-import {engine, ones, reshape, Tensor, tidy, zeros} from '@tensorflow/tfjs-core';
-import {BatchNormInfer, BatchNormInferAttrs, BatchNormInferInputs} from '../kernel_names';
+import {ones, reshape, Tensor, tidy, zeros} from '@tensorflow/tfjs-core';
+import {runKernelSaving} from '../gradients/saved';
+import {BatchNormInfer, BatchNormInferAttrs} from '../kernel_names';
 import {batchNormInferComposite} from './batch_norm_composite';
 import {BatchNormOptions, DEFAULT_AXIS, DEFAULT_EPSILON} from './batch_norm_train';
-import {implementationFor} from './dispatch';
-import {checkCommon, checkPerChannel} from './validate';
+import {implementationFor, situationOf} from './dispatch';
+import {CheckedArgs, checkCommon, checkPerChannel} from './validate';
+
+/** What BatchNormInfer's gradient needs saved. */
+export const INFER_SAVES = {inputs: ['x', 'mean', 'variance', 'gamma'], outputs: []};
+
+/**
+ * The fused inference kernel: per-channel tensors as they are where it declares flexibleParams
+ * (one kernel, nothing else; any of them shaped unlike `mean` is reshaped to mean's shape, which the
+ * gradient gives them all), else [channels] with ones/zeros for a null gamma/beta.
+ */
+function fusedInfer(args: CheckedArgs, mean: Tensor, variance: Tensor, gamma: Tensor | null, beta: Tensor | null): Tensor {
+  const attrs: BatchNormInferAttrs = {axis: args.axes, epsilon: args.epsilon};
+  const flexible = situationOf('infer', args.x.rank, args.axes).features.includes('flexibleParams');
+  const perChannel = flexible ? mean.shape : [args.channels];
+  const asChannels = (t: Tensor) => (t.shape.join() === perChannel.join() ? t : reshape(t, perChannel));
+  const inputs: Record<string, Tensor> = {x: args.x, mean: asChannels(mean), variance: asChannels(variance)};
+  if (gamma != null || !flexible) inputs.gamma = gamma == null ? ones(perChannel) : asChannels(gamma);
+  if (beta != null || !flexible) inputs.beta = beta == null ? zeros(perChannel) : asChannels(beta);
+  return runKernelSaving(BatchNormInfer, inputs, attrs, INFER_SAVES)[0];
+}
 
 /**
  * Normalizes x with given (moving) statistics: y = (x − mean)/√(variance + ε)·γ + β per channel.
@@ -21,17 +41,6 @@ export function batchNormInfer(
   const g = checkPerChannel(fn, 'gamma', gamma, args.channels, true);
   const b = checkPerChannel(fn, 'beta', beta, args.channels, true);
   const implementation = implementationFor('infer', args.x.rank, args.axes);
-  return tidy(() => {
-    if (implementation !== 'fused') return batchNormInferComposite(args.x, m, v, g, b, args, implementation);
-    const perChannel = [args.channels];
-    const attrs: BatchNormInferAttrs = {axis: args.axes, epsilon: args.epsilon};
-    const inputs: BatchNormInferInputs = {
-      x: args.x,
-      mean: reshape(m, perChannel),
-      variance: reshape(v, perChannel),
-      gamma: g == null ? ones(perChannel) : reshape(g, perChannel),
-      beta: b == null ? zeros(perChannel) : reshape(b, perChannel),
-    };
-    return engine().runKernel(BatchNormInfer, inputs as unknown as Record<string, Tensor>, attrs) as Tensor;
-  });
+  return tidy(() => (implementation === 'fused' ? fusedInfer(args, m, v, g, b) :
+    batchNormInferComposite(args.x, m, v, g, b, args, implementation)));
 }

@@ -4,31 +4,40 @@
  *
  *   'fused'      this package's kernel registered for the current backend under the mode's kernel
  *                name (kernel_names.ts): cpu and wasm here, any backend that registers one (webgl,
- *                webgpu) is picked up the same way;
+ *                webgpu) is picked up the same way; for a feature mode, the training kernel does it;
  *   'backend'    the backend's own FusedBatchNorm kernel (tf.batchNorm), inference only;
- *   'composite'  tf ops (batch_norm_composite.ts) with the closed-form gradient in tf ops.
+ *   'composite'  tf ops (batch_norm_composite.ts) with the closed-form gradient in tf ops; for a
+ *                feature mode, tf ops around the training forward (train_step.ts).
  *
- * | mode                  | first matching row                                                        | runs      |
- * |-----------------------|---------------------------------------------------------------------------|-----------|
- * | masked                | always (no fused masked kernel)                                           | composite |
- * | train, infer, trainGrad| kernel registered for the backend, axes adjacent, composite not forced    | fused     |
- * | infer                 | rank <= 4 and the backend's FusedBatchNorm broadcasts per channel         | backend   |
- * | train, infer, trainGrad| otherwise                                                                 | composite |
+ * The feature modes are the parts of a layer's training step that a training kernel may do itself
+ * when it declares the feature (kernel_names.ts, BatchNormKernelFeatures): 'movingUpdate' (the moving
+ * statistics), 'renorm' (Batch Renormalization's r and d and its updates), 'ghosts' (ghost batches).
+ *
+ * | mode                    | first matching row                                                                 | runs      |
+ * |-------------------------|------------------------------------------------------------------------------------|-----------|
+ * | masked                  | always (no fused masked kernel)                                                    | composite |
+ * | train, infer, trainGrad | kernel registered for the backend, axes adjacent, composite not forced, the features the call uses declared | fused |
+ * | infer                   | rank <= 4 and the backend's FusedBatchNorm broadcasts per channel                  | backend   |
+ * | train, infer, trainGrad | otherwise                                                                          | composite |
+ * | movingUpdate, renorm, ghosts | unmasked, training kernel registered, axes adjacent, composite not forced, the feature declared | fused |
+ * | movingUpdate, renorm, ghosts | otherwise                                                                     | composite |
  *
  * What that gives today (rank = x's rank; "adjacent" = the channel axes are consecutive):
  *
- * | backend                      | axes         | train     | infer                                    | masked    |
- * |------------------------------|--------------|-----------|------------------------------------------|-----------|
- * | cpu, wasm                    | adjacent     | fused     | fused                                    | composite |
- * | cpu, wasm                    | not adjacent | composite | composite                                | composite |
- * | webgl, webgpu, tensorflow    | any          | composite | backend (rank <= 4), else composite      | composite |
- * | cpu, wasm + FORCE_COMPOSITE  | any          | composite | backend (rank <= 4, channels last), else composite | composite |
+ * | backend                      | axes         | train     | infer                                    | masked    | moving update, renorm, ghosts |
+ * |------------------------------|--------------|-----------|------------------------------------------|-----------|-------------------------------|
+ * | cpu, wasm                    | adjacent     | fused     | fused                                    | composite | in the training kernel        |
+ * | cpu, wasm                    | not adjacent | composite | composite                                | composite | tf ops                        |
+ * | webgl, webgpu, tensorflow    | any          | composite | backend (rank <= 4), else composite      | composite | tf ops                        |
+ * | cpu, wasm + FORCE_COMPOSITE  | any          | composite | backend (rank <= 4, channels last), else composite | composite | tf ops                |
+ * | a backend whose kernels declare no features (the base interface) | adjacent | fused | fused | composite | tf ops around the fused kernel |
  *
  * 'trainGrad' is the gradient of a fused training forward: the fused gradient kernel where the
- * backend registers one, else the closed form in tf ops (a backend may register the forward first).
+ * backend registers one that declares what the forward used (renorm, ghosts, flexible parameters),
+ * else the closed form in tf ops (a backend may register the forward first).
  */
 import {env, getBackend, getKernel} from '@tensorflow/tfjs-core';
-import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../kernel_names';
+import {BatchNormFeature, BatchNormInfer, BatchNormKernelConfig, BatchNormTrain, BatchNormTrainGrad} from '../kernel_names';
 import {axesAreAdjacent} from './channel_axes';
 
 /**
@@ -39,8 +48,11 @@ import {axesAreAdjacent} from './channel_axes';
 export const FORCE_COMPOSITE_FLAG = 'TFJS_BATCHNORM_FORCE_COMPOSITE';
 env().registerFlag(FORCE_COMPOSITE_FLAG, () => false);
 
-/** What is being computed: a training forward (with or without a mask), its gradient, or inference. */
-export type Mode = 'train' | 'masked' | 'trainGrad' | 'infer';
+/** The parts of a training step a training kernel may do itself. */
+export type FeatureMode = 'movingUpdate' | 'renorm' | 'ghosts';
+
+/** What is being computed: a training forward (with or without a mask), its gradient, inference, or a part of a training step. */
+export type Mode = 'train' | 'masked' | 'trainGrad' | 'infer' | FeatureMode;
 
 /** Which code computes it. */
 export type Implementation = 'fused' | 'backend' | 'composite';
@@ -50,11 +62,17 @@ export interface Situation {
   mode: Mode;
   /** This package's kernel for the mode is registered for the current backend, and composite is not forced. */
   fusedKernel: boolean;
+  /** The features that kernel declares. */
+  features: BatchNormFeature[];
+  /** The features the call uses (trainGrad: those its forward used); a fused kernel must declare them. */
+  uses: BatchNormFeature[];
   /** The channel axes are consecutive, so x is [outer, channels, inner] in memory (what the kernels take). */
   adjacentAxes: boolean;
   rank: number;
   /** The backend's own FusedBatchNorm kernel normalizes each channel with its own statistics here. */
   backendKernelBroadcasts: boolean;
+  /** The training step has a mask (feature modes). */
+  masked: boolean;
 }
 
 /** One row of the table: the modes it applies to, the condition (said and tested), the result. */
@@ -65,18 +83,24 @@ export interface DispatchRule {
   run: Implementation;
 }
 
+const FEATURE_MODES: readonly FeatureMode[] = ['movingUpdate', 'renorm', 'ghosts'];
+
 /** The dispatch table: the first row whose mode and condition match decides. */
 export const DISPATCH_TABLE: readonly DispatchRule[] = [
   {modes: ['masked'], when: 'always (no fused masked kernel)', holds: () => true, run: 'composite'},
-  {modes: ['train', 'infer', 'trainGrad'], when: 'kernel registered for the backend, axes adjacent, composite not forced',
-    holds: s => s.fusedKernel && s.adjacentAxes, run: 'fused'},
+  {modes: ['train', 'infer', 'trainGrad'], when: 'kernel registered for the backend, axes adjacent, composite not forced, the features the call uses declared',
+    holds: s => s.fusedKernel && s.adjacentAxes && s.uses.every(f => s.features.includes(f)), run: 'fused'},
   {modes: ['infer'], when: 'rank <= 4 and the backend\'s FusedBatchNorm broadcasts per channel',
     holds: s => s.rank <= 4 && s.backendKernelBroadcasts, run: 'backend'},
   {modes: ['train', 'infer', 'trainGrad'], when: 'otherwise', holds: () => true, run: 'composite'},
+  {modes: FEATURE_MODES, when: 'unmasked, training kernel registered, axes adjacent, composite not forced, the feature declared',
+    holds: s => !s.masked && s.fusedKernel && s.adjacentAxes && s.features.includes(s.mode as FeatureMode), run: 'fused'},
+  {modes: FEATURE_MODES, when: 'otherwise', holds: () => true, run: 'composite'},
 ];
 
-/** The kernel each mode would run on the fused path. */
-const KERNEL_OF: Record<Mode, string | null> = {train: BatchNormTrain, trainGrad: BatchNormTrainGrad, infer: BatchNormInfer, masked: null};
+/** The kernel each mode would run on the fused path (feature modes: the training kernel). */
+const KERNEL_OF: Record<Mode, string | null> = {train: BatchNormTrain, trainGrad: BatchNormTrainGrad, infer: BatchNormInfer, masked: null,
+  movingUpdate: BatchNormTrain, renorm: BatchNormTrain, ghosts: BatchNormTrain};
 
 /**
  * Backends whose FusedBatchNorm indexes the statistics by the flat element index modulo their size,
@@ -84,17 +108,36 @@ const KERNEL_OF: Record<Mode, string | null> = {train: BatchNormTrain, trainGrad
  */
 const TRAILING_CHANNELS_ONLY = ['cpu', 'wasm'];
 
+/** The features a registered kernel declares (none for a kernel written for the base interface). */
+export function kernelFeatures(kernelName: string, backend: string): BatchNormFeature[] {
+  const config = getKernel(kernelName, backend) as BatchNormKernelConfig | undefined;
+  const features = config?.features ?? {};
+  return (Object.keys(features) as BatchNormFeature[]).filter(f => features[f] === true);
+}
+
+/** What a call adds to the situation beyond its mode and geometry. */
+export interface CallDetails {
+  /** Features the call uses (see Situation.uses). */
+  uses?: BatchNormFeature[];
+  /** Feature modes: the training step is masked. */
+  masked?: boolean;
+}
+
 /** The situation of a call on the current backend (exported for tests and for the record). */
-export function situationOf(mode: Mode, rank: number, axes: number[]): Situation {
+export function situationOf(mode: Mode, rank: number, axes: number[], details: CallDetails = {}): Situation {
   const backend = getBackend();
   const kernel = KERNEL_OF[mode];
   const adjacentAxes = axesAreAdjacent(axes);
+  const fusedKernel = kernel != null && !env().getBool(FORCE_COMPOSITE_FLAG) && getKernel(kernel, backend) != null;
   return {
     mode,
-    fusedKernel: kernel != null && !env().getBool(FORCE_COMPOSITE_FLAG) && getKernel(kernel, backend) != null,
+    fusedKernel,
+    features: fusedKernel ? kernelFeatures(kernel as string, backend) : [],
+    uses: details.uses ?? [],
     adjacentAxes,
     rank,
     backendKernelBroadcasts: !TRAILING_CHANNELS_ONLY.includes(backend) || (adjacentAxes && axes[axes.length - 1] === rank - 1),
+    masked: details.masked ?? mode === 'masked',
   };
 }
 
@@ -107,6 +150,6 @@ export function decide(situation: Situation): Implementation {
 }
 
 /** Which implementation runs `mode` for an input of this rank and these (sorted) channel axes, on the current backend. */
-export function implementationFor(mode: Mode, rank: number, axes: number[]): Implementation {
-  return decide(situationOf(mode, rank, axes));
+export function implementationFor(mode: Mode, rank: number, axes: number[], details?: CallDetails): Implementation {
+  return decide(situationOf(mode, rank, axes, details));
 }

@@ -6,8 +6,9 @@
  * in real arithmetic, would cancel only approximately in float32 (about 6e-4 off at the first
  * element of a channel of 48000 values).
  */
-import {add, customGrad, div, isFinite, mean, mul, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
+import {add, div, isFinite, mean, mul, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
 import type {BroadcastGeometry} from './channel_axes';
+import {stopGradient} from './stop_gradient';
 
 /**
  * Keras' backend epsilon (1e-7), which Keras 3 adds to the sum of mask weights so that a channel
@@ -26,12 +27,6 @@ export interface Moments {
   weights: Tensor | null;
   /** What the sums are divided by: N values per channel, or Σw + 1e-7 per channel when masked. */
   count: Tensor | number;
-}
-
-/** The value of f() as a constant: the tape does not see how it was computed (a stop_gradient). */
-export function stopGradient(f: () => Tensor): Tensor {
-  // A custom gradient with no inputs is a tape node connected to nothing.
-  return customGrad(() => ({value: f(), gradFunc: () => []}))();
 }
 
 /** t with its non-finite values replaced by 0. */

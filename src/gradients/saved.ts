@@ -1,0 +1,75 @@
+/**
+ * What a kernel call saves for its gradient, decided per call.
+ *
+ * tfjs reads a registered gradient's `inputsToSave` and `outputsToSave` at every kernel call made
+ * while a gradient tape records (engine.getTensorsForGradient), as fixed lists: each named input is
+ * cloned and kept for the backward pass — and an input that is absent crashes the engine, which
+ * clones `undefined` (tfjs 4.22's own tf.batchNorm fails so under tf.grad without a scale) — and
+ * `outputsToSave` picks outputs by position. This package's kernels take optional inputs (gamma,
+ * beta, the renorm inputs) and return optional outputs, so fixed lists cannot describe them. Hence:
+ *
+ * - `runKernelSaving` runs a kernel with the lists of that call: the wanted inputs that are present,
+ *   and the wanted outputs at their positions. It names what is saved, in order, in the attribute
+ *   `saved`, which tfjs hands to the gradient with the saved tensors.
+ * - The GradConfig's lists are getters (`savingConfig`) that answer the lists of the call in
+ *   progress (kernels run synchronously), and the defaults for a call made directly with
+ *   engine().runKernel (the base interface: every default input present).
+ * - The gradient reads the saved tensors by name (`savedByName`).
+ */
+import {engine, GradConfig, GradFunc, NamedAttrMap, Tensor} from '@tensorflow/tfjs-core';
+
+/** What a gradient wants saved: input names, and output names at their positions. */
+export interface SaveLists {
+  inputs: string[];
+  /** [name, position] of each output to save. */
+  outputs: Array<[string, number]>;
+}
+
+/** The lists of the call in progress, by kernel name. */
+const inProgress = new Map<string, {inputsToSave: string[]; outputsToSave: boolean[]}>();
+
+/** The attribute that names the saved tensors, in order. */
+const SAVED_ATTR = 'saved';
+
+function listsFor(lists: SaveLists, present: (name: string) => boolean) {
+  const inputsToSave = lists.inputs.filter(present);
+  const outputsToSave: boolean[] = [];
+  for (const [, position] of lists.outputs) outputsToSave[position] = true;
+  // tfjs saves the inputs first, then the outputs in position order.
+  const outputNames = [...lists.outputs].sort((a, b) => a[1] - b[1]).map(([name]) => name);
+  return {inputsToSave, outputsToSave: Array.from(outputsToSave, v => v === true), names: [...inputsToSave, ...outputNames]};
+}
+
+/**
+ * A GradConfig whose save lists are those of the call in progress (see the file comment), and
+ * `defaults` for calls not made through runKernelSaving.
+ */
+export function savingConfig(kernelName: string, defaults: SaveLists, gradFunc: GradFunc): GradConfig {
+  const fallback = listsFor(defaults, () => true);
+  return {
+    kernelName,
+    get inputsToSave() { return (inProgress.get(kernelName) ?? fallback).inputsToSave; },
+    get outputsToSave() { return (inProgress.get(kernelName) ?? fallback).outputsToSave; },
+    gradFunc: (dy, saved, attrs) => gradFunc(dy, saved, {[SAVED_ATTR]: fallback.names, ...attrs}),
+  };
+}
+
+/** Runs a kernel whose gradient config came from savingConfig, saving `lists` (inputs that are present). */
+export function runKernelSaving(kernelName: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap, lists: SaveLists): Tensor[] {
+  const {inputsToSave, outputsToSave, names} = listsFor(lists, name => inputs[name] != null);
+  const previous = inProgress.get(kernelName);
+  inProgress.set(kernelName, {inputsToSave, outputsToSave});
+  try {
+    const out = engine().runKernel(kernelName, inputs, {...attrs, [SAVED_ATTR]: names});
+    return Array.isArray(out) ? out : [out as Tensor];
+  } finally {
+    if (previous == null) inProgress.delete(kernelName);
+    else inProgress.set(kernelName, previous);
+  }
+}
+
+/** The saved tensors by the names runKernelSaving recorded (an absent one is undefined). */
+export function savedByName(saved: Tensor[], attrs: NamedAttrMap | undefined): Record<string, Tensor | undefined> {
+  const names = (attrs?.[SAVED_ATTR] ?? []) as string[];
+  return Object.fromEntries(names.map((name, i) => [name, saved[i]]));
+}
