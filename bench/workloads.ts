@@ -22,6 +22,8 @@ export const SHAPES: BenchShape[] = [
   {id: 'nchw', label: '[32,64,32,32] channels-first', shape: [32, 64, 32, 32], axis: 1},
   {id: 'dense', label: '[256,1024] dense', shape: [256, 1024], axis: -1},
   {id: 'rank5', label: '[8,16,16,16,32] rank 5', shape: [8, 16, 16, 16, 32], axis: -1},
+  {id: 'small-dense', label: '[64,64] dense', shape: [64, 64], axis: -1},
+  {id: 'small-nhwc', label: '[32,8,8,32] channels-last', shape: [32, 8, 8, 32], axis: -1},
 ];
 
 /**

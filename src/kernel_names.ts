@@ -70,7 +70,9 @@ export interface BatchNormExtendedAttrs {
  *   y (x's shape), mean and biased variance ([channels]; means over ghost batches with ghosts);
  *   with `movingMean`: movingMean', movingVariance' (in movingMean's shape);
  *   with `renormMean`: r, d ([channels]; constants to the gradient);
- *   with both: movingStddev', renormMean', renormStddev'.
+ *   with both: movingStddev', renormMean', renormStddev';
+ *   with ghosts: the variance of every (ghost batch, channel) pair ([k·channels], ghost-major), which
+ *   the gradient kernel takes as its `variance`.
  * The updated statistics are float32, bit for bit what the tf ops
  *   moving·momentum + value·(1 − momentum)
  * give for the float32 mean and variance outputs (renorm: σ_B = √(variance + ε) in float32, and
@@ -95,8 +97,9 @@ export const RENORM_INPUTS = ['renormMean', 'renormStddev', 'rmin', 'rmax', 'dma
  * registered gradient of this kernel treats it as that function of x); the mean is recomputed
  * from x (in float64 on cpu/wasm). Outputs dx (x's shape), dgamma and dbeta ([channels], or
  * `paramShape`). renorm (optional inputs r, d): y = x̂·(r·γ) + d·γ + β with r and d constant, so
- * dx uses γ·r and dgamma = r·Σdy·x̂ + d·Σdy. ghosts: as BatchNormTrain's attribute (variance is
- * then recomputed per ghost batch; dmean and dvariance reach each ghost batch's statistics / k).
+ * dx uses γ·r and dgamma = r·Σdy·x̂ + d·Σdy. ghosts: as BatchNormTrain's attribute; `variance` is
+ * then the per-(ghost batch, channel) variances (BatchNormTrain's last output), and dmean and
+ * dvariance reach each ghost batch's statistics divided by k.
  */
 export const BatchNormTrainGrad = 'TfjsBatchNorm_BatchNormTrainGrad';
 export type BatchNormTrainGradInputs = Pick<NamedTensorInfoMap, 'dy' | 'x' | 'gamma' | 'variance' | 'dmean' | 'dvariance'> & Partial<NamedTensorInfoMap>;

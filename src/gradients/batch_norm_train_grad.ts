@@ -44,7 +44,8 @@ export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, {inputs: ['
     (dys, saved, attrs) => {
       const [dy, dmean, dvariance] = dys as Tensor[];
       const s = savedByName(saved, attrs);
-      const [x, variance] = [s.x as Tensor, s.variance as Tensor];
+      // With ghost batches the per-group variances are saved (what the gradient kernel takes).
+      const [x, variance] = [s.x as Tensor, (s.groupVariance ?? s.variance) as Tensor];
       const [gamma, r, d] = [s.gamma ?? null, s.r ?? null, s.d ?? null];
       const a = attrs as unknown as BatchNormTrainAttrs;
       const gradAttrs: BatchNormTrainGradAttrs = {axis: a.axis, epsilon: a.epsilon,
@@ -60,7 +61,7 @@ export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, {inputs: ['
       const moments = compositeMoments(view.toView(x), view.geometry, null);
       const grads = trainingGrads(view.toView(dy), moments.centered, effectiveGamma(view, gamma, r), moments.variance, view.geometry,
           a.epsilon, {weights: null, count: moments.count, dmean: perGroupShare(view, dmean), dvariance: perGroupShare(view, dvariance)});
-      const paramShape = gamma?.shape ?? a.paramShape ?? [variance.size];
+      const paramShape = gamma?.shape ?? a.paramShape ?? [dmean.size];
       const dbeta = () => view.sumOverGhosts(grads.dbeta, paramShape);
       const dgamma = () => {
         const dg = view.sumOverGhosts(grads.dgamma, paramShape);

@@ -13,7 +13,7 @@
  * (zero gradient). Ghost batches run in the ghost view (group_view.ts), each group its own problem,
  * with dmean and dvariance shared out over the k ghost batches.
  */
-import {add, div, mul, reshape, Tensor, zerosLike} from '@tensorflow/tfjs-core';
+import {add, div, mul, reshape, Tensor, zeros, zerosLike} from '@tensorflow/tfjs-core';
 import {BatchNormTrainGrad, BatchNormTrainGradAttrs} from '../kernel_names';
 import {compositeMoments} from '../ops/moments';
 import {effectiveGamma, perGroupShare} from './batch_norm_train_grad';
@@ -45,8 +45,9 @@ export const batchNormTrainGradGradConfig = savingConfig(BatchNormTrainGrad, {in
           const g = view.sumOverGhosts(grads.gamma(), (gamma as Tensor).shape);
           return r == null ? g : mul(g, reshape(r, (gamma as Tensor).shape));
         },
-        // σ² is x's variance, differentiated through x above; as an input it is only a cached value.
-        variance: () => zerosLike(dvariance),
+        // σ² is x's variance, differentiated through x above; as an input it is only a cached value
+        // ([channels], or per group with ghost batches).
+        variance: () => (view.ghosts === 1 ? zerosLike(dvariance) : zeros([dvariance.size * view.ghosts])),
         dmean: () => perChannel(grads.dmean()),
         dvariance: () => perChannel(grads.dvariance()),
         // Constants of the forward (Keras' stop_gradient).

@@ -16,8 +16,8 @@ import type {BatchNormExtendedAttrs, BatchNormKernelFeatures, BatchNormTrainAttr
 import {channelLayout} from '../ops/channel_axes';
 import {batchStatistics, Correction, gradientCoefficients, movingAverage, RenormInputs, renormCorrection, stddevFloat32,
   trainCoefficients, varianceFromStddev} from './coefficients';
-import {forEachBlock, groupGradientSums, groupMoments, Groups, groupsOf} from './groups';
-import {Loops, normalizeChannels} from './loops';
+import {groupGradientSums, groupMoments, Groups, groupsOf, groupValues} from './groups';
+import {Loops, normalizeChannels, oneBlock} from './loops';
 
 /** What the kernels of this file implement beyond the base interface (declared on their configs). */
 export const FUSED_FEATURES: BatchNormKernelFeatures = {flexibleParams: true, movingUpdate: true, renorm: true, ghosts: true};
@@ -32,10 +32,10 @@ export interface BufferAccess {
   run(backend: unknown, inputs: Array<TensorInfo | undefined>, outputShapes: number[][],
       body: (ins: Array<Float32Array | null>, outs: Float32Array[]) => void): TensorInfo[];
   /**
-   * The loops to run for blocks of at most `channels` channels. Called before `run`, so any memory
-   * they set aside is allocated before views are taken.
+   * The loops to run with per-channel arrays of `values` values (loops.ts, Blocks). Called before
+   * `run`, so any memory they set aside is allocated before views are taken.
    */
-  loops(backend: unknown, channels: number): Loops;
+  loops(backend: unknown, values: number): Loops;
 }
 
 type Inputs = Record<string, TensorInfo | undefined>;
@@ -71,10 +71,11 @@ export function trainKernel(access: BufferAccess): KernelFunc {
     const moving = ins.movingMean != null;
     const movingShape = ins.movingMean?.shape ?? [];
     const outputShapes = [x.shape, perChannel, perChannel,
-      ...(moving ? [movingShape, movingShape] : []), ...(renorm ? [perChannel, perChannel] : []),
-      ...(renorm && moving ? [movingShape, movingShape, movingShape] : [])];
+      ...(moving ? [movingShape, ins.movingVariance?.shape ?? movingShape] : []), ...(renorm ? [perChannel, perChannel] : []),
+      ...(renorm && moving ? [ins.movingStddev, ins.renormMean, ins.renormStddev].map(t => (t as TensorInfo).shape) : []),
+      ...(groups.ghosts > 1 ? [[groupValues(groups)]] : [])];
     const names = ['x', 'gamma', 'beta', 'movingMean', 'movingVariance', 'movingStddev', 'renormMean', 'renormStddev', 'rmin', 'rmax', 'dmax'];
-    const loops = access.loops(backend, groups.blockChannels);
+    const loops = access.loops(backend, groupValues(groups));
     return access.run(backend, names.map(n => ins[n]), outputShapes, (views, outs) => {
       const [xs, gamma, beta, movingMean, movingVariance, movingStddev, renormMean, renormStddev, rmin, rmax, dmax] = views;
       const [y, mean, variance, ...rest] = outs;
@@ -85,8 +86,8 @@ export function trainKernel(access: BufferAccess): KernelFunc {
       const correction = renorm ? renormCorrection(batch.mean, batch.variance, {renormMean, renormStddev, rmin: scalarOf(rmin),
         rmax: scalarOf(rmax), dmax: scalarOf(dmax)} as RenormInputs, a.epsilon) : null;
       const {scale, offset} = trainCoefficients(moments.variance, groups, gamma, beta, a.epsilon, correction);
-      forEachBlock(groups, [xs as Float32Array, y], [moments.mean, scale, offset], ([xb, yb], layout, [center, s, o]) =>
-        normalizeChannels(loops, xb, yb, layout, center, s, o));
+      normalizeChannels(loops, xs as Float32Array, y, groups.blocks, moments.mean, scale, offset);
+      if (groups.ghosts > 1) (rest.pop() as Float32Array).set(moments.variance);
       const updates = rest.slice(moving ? 2 : 0);
       if (moving) {
         const [newMean, newVariance] = rest;
@@ -120,8 +121,8 @@ function writeRenorm({r, d}: Correction, outs: Float32Array[], s: {mean: Float32
 /**
  * Closed-form backward of trainKernel (inputs dy, x, gamma?, variance, dmean, dvariance; with renorm
  * r, d), folded into dx = a·dy + b·x + k per group (coefficients.ts), so the second pass is one
- * multiply-add chain. With ghost batches the per-group variance is recomputed from x (the variance
- * input is the mean over ghost batches).
+ * multiply-add chain. With ghost batches `variance` holds the per-group variances (the training
+ * kernel's last output).
  */
 export function trainGradKernel(access: BufferAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
@@ -130,18 +131,16 @@ export function trainGradKernel(access: BufferAccess): KernelFunc {
     const x = ins.x as TensorInfo;
     const groups = groupsFor(x, a);
     const params = paramShape(ins.gamma, a, groups.channels);
-    const loops = access.loops(backend, groups.blockChannels);
+    const loops = access.loops(backend, groupValues(groups));
     const names = ['dy', 'x', 'gamma', 'variance', 'dmean', 'dvariance', 'r', 'd'];
     return access.run(backend, names.map(n => ins[n]), [x.shape, params, params], (views, [dx, dgamma, dbeta]) => {
       const [dys, xs, gamma, variance, dmean, dvariance, r, d] = views as Float32Array[];
       const sums = groupGradientSums(loops, dys, xs, groups);
-      const groupVariance = groups.ghosts === 1 ? variance : groupMoments(loops, xs, groups).variance;
       const correction = r == null ? null : {r: Float64Array.from(r), d: Float64Array.from(d)};
-      const c = gradientCoefficients({...sums, variance: groupVariance, gamma, correction, dmean, dvariance}, groups, a.epsilon);
+      const c = gradientCoefficients({...sums, variance, gamma, correction, dmean, dvariance}, groups, a.epsilon);
       dgamma.set(c.dgamma);
       dbeta.set(c.dbeta);
-      forEachBlock(groups, [dys, xs, dx], [c.a, c.b, c.k], ([dyb, xb, dxb], layout, [ab, bb, kb]) =>
-        loops.gradientApply(dyb, xb, dxb, layout, ab, bb, kb));
+      loops.gradientApply(dys, xs, dx, groups.blocks, c.a, c.b, c.k);
     });
   };
 }
@@ -161,7 +160,7 @@ export function inferKernel(access: BufferAccess): KernelFunc {
         scale[c] = (g == null ? 1 : g[c]) / Math.sqrt((v as Float32Array)[c] + epsilon);
         offset[c] = b == null ? 0 : b[c];
       }
-      normalizeChannels(loops, xs as Float32Array, out, layout, Float64Array.from(m as Float32Array), scale, offset);
+      normalizeChannels(loops, xs as Float32Array, out, oneBlock(layout), Float64Array.from(m as Float32Array), scale, offset);
     });
     return y;
   };

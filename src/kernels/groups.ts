@@ -4,29 +4,19 @@
  * ghost batches, ghost batch j holds samples j, j + k, j + 2k, … of the batch axis, so the
  * statistics are taken per (sample mod k, channel), without moving any data:
  *
- * - no ghost batches: one block, the whole of x, with `channels` accumulators (the layout as is);
+ * - no ghost batches: one block, the whole of x (the layout as is);
  * - one sample per `outer` row (dense [B, C], channels-first [B, C, H·W]): x is [B/k, k·C, inner]
  *   in memory, with (ghost, channel) pairs as k·C adjacent channels: one block again;
- * - otherwise (channels-last [B, H·W, C], …): one block per sample, each [rows, channels, inner],
- *   using the accumulators of its ghost batch.
+ * - otherwise (channels-last [B, H·W, C], …): one block per sample, [rows, channels, inner], each
+ *   with the per-channel arrays of its ghost batch (loops.ts, Blocks).
  *
- * Accumulators are indexed ghost·channels + channel. The loops run over each block unchanged
- * (loops.ts, or the SIMD ones), so every layout keeps the tuned loops.
+ * Per-group arrays are indexed ghost·channels + channel in every case, and the loops (loops.ts, or
+ * the SIMD ones) walk every layout in one call.
  */
 import type {ChannelLayout} from '../ops/channel_axes';
-import {channelShift, Loops} from './loops';
+import {Blocks, channelShift, Loops, oneBlock} from './loops';
 
-/** A run of x that the loops walk as one [outer, channels, inner] problem. */
-export interface Block {
-  /** Element range of the block in x. */
-  start: number;
-  end: number;
-  layout: ChannelLayout;
-  /** Accumulator index of the block's channel 0. */
-  first: number;
-}
-
-/** How x's statistics split into groups, and the blocks that cover x. */
+/** How x's statistics split into groups, and the blocks the loops walk. */
 export interface Groups {
   /** x's channel count C. */
   channels: number;
@@ -34,54 +24,44 @@ export interface Groups {
   ghosts: number;
   /** Values per group: N / k. */
   count: number;
-  blocks: Block[];
-  /** The largest block channel count (what the loops must make room for). */
-  blockChannels: number;
+  blocks: Blocks;
 }
 
 /** The groups of x (layout = x's [outer, channels, inner], `batch` = x's first dimension) with k ghost batches. */
 export function groupsOf(layout: ChannelLayout, batch: number, ghosts: number): Groups {
   const {outer, channels, inner} = layout;
-  const size = outer * channels * inner;
   const count = outer * inner / ghosts;
-  const single = (blockLayout: ChannelLayout): Groups =>
-    ({channels, ghosts, count, blocks: [{start: 0, end: size, layout: blockLayout, first: 0}], blockChannels: blockLayout.channels});
-  if (ghosts === 1) return single(layout);
+  if (ghosts === 1) return {channels, ghosts, count, blocks: oneBlock(layout)};
   const rows = outer / batch;
-  if (rows === 1) return single({outer: batch / ghosts, channels: ghosts * channels, inner});
-  const sampleSize = rows * channels * inner;
-  const blocks = Array.from({length: batch}, (_, b) => ({
-    start: b * sampleSize, end: (b + 1) * sampleSize, layout: {outer: rows, channels, inner}, first: (b % ghosts) * channels,
-  }));
-  return {channels, ghosts, count, blocks, blockChannels: channels};
+  const blocks = rows === 1 ? oneBlock({outer: batch / ghosts, channels: ghosts * channels, inner}) :
+    {layout: {outer: rows, channels, inner}, count: batch, sets: ghosts};
+  return {channels, ghosts, count, blocks};
 }
 
-/** The part of a per-group array that a block uses. */
-function part(a: Float64Array, block: Block): Float64Array {
-  return a.subarray(block.first, block.first + block.layout.channels);
+/** Values in each per-group array. */
+export function groupValues(groups: Groups): number {
+  return groups.ghosts * groups.channels;
 }
 
 /**
  * The shift of each group: its first value (0 if not finite), close enough to the mean to keep the
- * sums small; the first block of each ghost batch holds its first values.
+ * sums small; the first block of each set holds its first values.
  */
-function groupShift(x: Float32Array, groups: Groups): Float64Array {
-  const shift = new Float64Array(groups.ghosts * groups.channels);
-  for (const block of groups.blocks.slice(0, groups.blocks.length === 1 ? 1 : groups.ghosts)) {
-    part(shift, block).set(channelShift(x.subarray(block.start, block.end), block.layout));
-  }
+function groupShift(x: Float32Array, {blocks}: Groups): Float64Array {
+  const {layout, sets} = blocks;
+  const blockSize = layout.outer * layout.channels * layout.inner;
+  const shift = new Float64Array(sets * layout.channels);
+  for (let s = 0; s < sets; s++) shift.set(channelShift(x.subarray(s * blockSize), layout), s * layout.channels);
   return shift;
 }
 
 /** Float64 mean and biased variance of every group (statistics pass: one read of x). */
 export function groupMoments(loops: Loops, x: Float32Array, groups: Groups): {mean: Float64Array; variance: Float64Array} {
-  const size = groups.ghosts * groups.channels;
+  const size = groupValues(groups);
   const shift = groupShift(x, groups);
   const sum = new Float64Array(size);
   const sumSq = new Float64Array(size);
-  for (const block of groups.blocks) {
-    loops.momentSums(x.subarray(block.start, block.end), block.layout, part(shift, block), part(sum, block), part(sumSq, block));
-  }
+  loops.momentSums(x, groups.blocks, shift, sum, sumSq);
   const mean = new Float64Array(size);
   const variance = new Float64Array(size);
   for (let i = 0; i < size; i++) {
@@ -100,15 +80,12 @@ export function groupMoments(loops: Loops, x: Float32Array, groups: Groups): {me
  */
 export function groupGradientSums(loops: Loops, dy: Float32Array, x: Float32Array, groups: Groups):
     {sumDy: Float64Array; sumDyXc: Float64Array; mean: Float64Array} {
-  const size = groups.ghosts * groups.channels;
+  const size = groupValues(groups);
   const shift = groupShift(x, groups);
   const sumDy = new Float64Array(size);
   const sumDyXs = new Float64Array(size);
   const sumXs = new Float64Array(size);
-  for (const block of groups.blocks) {
-    loops.gradientSums(dy.subarray(block.start, block.end), x.subarray(block.start, block.end), block.layout, part(shift, block),
-        part(sumDy, block), part(sumDyXs, block), part(sumXs, block));
-  }
+  loops.gradientSums(dy, x, groups.blocks, shift, sumDy, sumDyXs, sumXs);
   const mean = new Float64Array(size);
   const sumDyXc = new Float64Array(size);
   for (let i = 0; i < size; i++) {
@@ -117,12 +94,4 @@ export function groupGradientSums(loops: Loops, dy: Float32Array, x: Float32Arra
     sumDyXc[i] = sumDyXs[i] - offset * sumDy[i];
   }
   return {sumDy, sumDyXc, mean};
-}
-
-/** Runs `f` over every block with the block's views of x-shaped arrays and per-group arrays. */
-export function forEachBlock(groups: Groups, full: Float32Array[], perGroup: Float64Array[],
-                             f: (full: Float32Array[], layout: ChannelLayout, perGroup: Float64Array[]) => void): void {
-  for (const block of groups.blocks) {
-    f(full.map(a => a.subarray(block.start, block.end)), block.layout, perGroup.map(a => part(a, block)));
-  }
 }

@@ -6,8 +6,7 @@
  * TFJS_BATCHNORM_WASM_SIMD flag is false, the plain JS loops run instead over the same memory.
  */
 import {env} from '@tensorflow/tfjs-core';
-import type {ChannelLayout} from '../ops/channel_axes';
-import {jsLoops, Loops} from './loops';
+import {Blocks, jsLoops, Loops} from './loops';
 import {SIMD_WASM_BASE64} from './simd_binary';
 
 /** tf.env() flag: false runs the JS loops on the wasm backend instead of the SIMD ones. */
@@ -21,23 +20,26 @@ interface EmscriptenModule {
   _free(pointer: number): void;
 }
 
-/** simd.wat's exports; every pointer is a byte offset into the backend's memory. */
+/**
+ * simd.wat's exports; every pointer is a byte offset into the backend's memory. Each runs over
+ * `blocks` blocks of [outer, C, inner] values, block b with set b mod `sets` of the per-channel arrays.
+ */
 interface SimdExports {
-  momentsLast(x: number, rows: number, channels: number, shift: number, sum: number, sumSq: number): void;
-  momentsRuns(x: number, outer: number, channels: number, inner: number, shift: number, sum: number, sumSq: number): void;
-  affineLast(x: number, y: number, rows: number, channels: number, scale: number, offset: number): void;
-  affineRuns(x: number, y: number, outer: number, channels: number, inner: number, scale: number, offset: number): void;
-  gradientSumsLast(dy: number, x: number, rows: number, channels: number, shift: number,
-                   sumDy: number, sumDyXs: number, sumXs: number): void;
-  gradientSumsRuns(dy: number, x: number, outer: number, channels: number, inner: number, shift: number,
-                   sumDy: number, sumDyXs: number, sumXs: number): void;
-  gradientApplyLast(dy: number, x: number, dx: number, rows: number, channels: number, a: number, b: number, k: number): void;
-  gradientApplyRuns(dy: number, x: number, dx: number, outer: number, channels: number, inner: number,
-                    a: number, b: number, k: number): void;
+  moments(x: number, blocks: number, sets: number, outer: number, C: number, inner: number, shift: number, sum: number, sumSq: number): void;
+  affine(x: number, y: number, blocks: number, sets: number, outer: number, C: number, inner: number, scale: number, offset: number): void;
+  gradientSums(dy: number, x: number, blocks: number, sets: number, outer: number, C: number, inner: number, shift: number,
+               sumDy: number, sumDyXs: number, sumXs: number): void;
+  gradientApply(dy: number, x: number, dx: number, blocks: number, sets: number, outer: number, C: number, inner: number,
+                a: number, b: number, k: number): void;
 }
 
 /** Float64 arrays a loop needs in the heap at most (gradientSums: shift and three sums). */
 const SCRATCH_ARRAYS = 4;
+
+/** The block geometry as simd.wat's functions take it: blocks, sets, outer, C, inner. */
+function geometry({layout, count, sets}: Blocks): [number, number, number, number, number] {
+  return [count, sets, layout.outer, layout.channels, layout.inner];
+}
 
 /**
  * The SIMD loops bound to one backend's memory. Per-channel arrays are copied through a scratch
@@ -50,66 +52,64 @@ class SimdLoops implements Loops {
   constructor(private readonly memory: WebAssembly.Memory, private readonly heap: EmscriptenModule,
               private readonly fns: SimdExports) {}
 
-  /** Makes room for `channels` channels; must run before views of the heap are taken (malloc may grow it). */
-  reserve(channels: number): boolean {
-    if (channels <= this.capacity) return true;
-    const pointer = this.heap._malloc(channels * SCRATCH_ARRAYS * Float64Array.BYTES_PER_ELEMENT);
+  /** Makes room for per-channel arrays of `values` values; must run before views of the heap are taken (malloc may grow it). */
+  reserve(values: number): boolean {
+    if (values <= this.capacity) return true;
+    const pointer = this.heap._malloc(values * SCRATCH_ARRAYS * Float64Array.BYTES_PER_ELEMENT);
     if (pointer === 0) return false;
     if (this.scratch !== 0) this.heap._free(this.scratch);
     this.scratch = pointer;
-    this.capacity = channels;
+    this.capacity = values;
     return true;
   }
 
-  momentSums(x: Float32Array, layout: ChannelLayout, shift: Float64Array, sum: Float64Array, sumSq: Float64Array): void {
-    if (!this.fits([x], layout)) return jsLoops.momentSums(x, layout, shift, sum, sumSq);
-    const [p, q, r] = this.put(layout.channels, shift, sum, sumSq);
-    if (layout.inner === 1) this.fns.momentsLast(x.byteOffset, layout.outer, layout.channels, p, q, r);
-    else this.fns.momentsRuns(x.byteOffset, layout.outer, layout.channels, layout.inner, p, q, r);
-    this.get(layout.channels, [1, sum], [2, sumSq]);
+  momentSums(x: Float32Array, blocks: Blocks, shift: Float64Array, sum: Float64Array, sumSq: Float64Array): void {
+    if (!this.fits([x], shift.length)) return jsLoops.momentSums(x, blocks, shift, sum, sumSq);
+    const [p, q, r] = this.put(shift, sum, sumSq);
+    this.fns.moments(x.byteOffset, ...geometry(blocks), p, q, r);
+    this.get([1, sum], [2, sumSq]);
   }
 
-  affine(x: Float32Array, y: Float32Array, layout: ChannelLayout, scale: Float64Array, offset: Float64Array): void {
-    if (!this.fits([x, y], layout)) return jsLoops.affine(x, y, layout, scale, offset);
-    const [p, q] = this.put(layout.channels, scale, offset);
-    if (layout.inner === 1) this.fns.affineLast(x.byteOffset, y.byteOffset, layout.outer, layout.channels, p, q);
-    else this.fns.affineRuns(x.byteOffset, y.byteOffset, layout.outer, layout.channels, layout.inner, p, q);
+  affine(x: Float32Array, y: Float32Array, blocks: Blocks, scale: Float64Array, offset: Float64Array): void {
+    if (!this.fits([x, y], scale.length)) return jsLoops.affine(x, y, blocks, scale, offset);
+    const [p, q] = this.put(scale, offset);
+    this.fns.affine(x.byteOffset, y.byteOffset, ...geometry(blocks), p, q);
   }
 
-  gradientSums(dy: Float32Array, x: Float32Array, layout: ChannelLayout, shift: Float64Array,
+  gradientSums(dy: Float32Array, x: Float32Array, blocks: Blocks, shift: Float64Array,
                sumDy: Float64Array, sumDyXs: Float64Array, sumXs: Float64Array): void {
-    if (!this.fits([dy, x], layout)) return jsLoops.gradientSums(dy, x, layout, shift, sumDy, sumDyXs, sumXs);
-    const [p, q, r, s] = this.put(layout.channels, shift, sumDy, sumDyXs, sumXs);
-    if (layout.inner === 1) this.fns.gradientSumsLast(dy.byteOffset, x.byteOffset, layout.outer, layout.channels, p, q, r, s);
-    else this.fns.gradientSumsRuns(dy.byteOffset, x.byteOffset, layout.outer, layout.channels, layout.inner, p, q, r, s);
-    this.get(layout.channels, [1, sumDy], [2, sumDyXs], [3, sumXs]);
+    if (!this.fits([dy, x], shift.length)) return jsLoops.gradientSums(dy, x, blocks, shift, sumDy, sumDyXs, sumXs);
+    const [p, q, r, s] = this.put(shift, sumDy, sumDyXs, sumXs);
+    this.fns.gradientSums(dy.byteOffset, x.byteOffset, ...geometry(blocks), p, q, r, s);
+    this.get([1, sumDy], [2, sumDyXs], [3, sumXs]);
   }
 
-  gradientApply(dy: Float32Array, x: Float32Array, dx: Float32Array, layout: ChannelLayout,
+  gradientApply(dy: Float32Array, x: Float32Array, dx: Float32Array, blocks: Blocks,
                 a: Float64Array, b: Float64Array, k: Float64Array): void {
-    if (!this.fits([dy, x, dx], layout)) return jsLoops.gradientApply(dy, x, dx, layout, a, b, k);
-    const [p, q, r] = this.put(layout.channels, a, b, k);
-    if (layout.inner === 1) this.fns.gradientApplyLast(dy.byteOffset, x.byteOffset, dx.byteOffset, layout.outer, layout.channels, p, q, r);
-    else this.fns.gradientApplyRuns(dy.byteOffset, x.byteOffset, dx.byteOffset, layout.outer, layout.channels, layout.inner, p, q, r);
+    if (!this.fits([dy, x, dx], a.length)) return jsLoops.gradientApply(dy, x, dx, blocks, a, b, k);
+    const [p, q, r] = this.put(a, b, k);
+    this.fns.gradientApply(dy.byteOffset, x.byteOffset, dx.byteOffset, ...geometry(blocks), p, q, r);
   }
 
-  /** Whether the arrays live in this memory (its current buffer) and the scratch block is big enough. */
-  private fits(arrays: Float32Array[], layout: ChannelLayout): boolean {
+  /** Whether the arrays live in this memory (its current buffer) and the scratch block holds `values` per array. */
+  private fits(arrays: Float32Array[], values: number): boolean {
     const buffer = this.memory.buffer;
-    return layout.channels <= this.capacity && arrays.every(a => a.buffer === buffer);
+    return values <= this.capacity && arrays.every(a => a.buffer === buffer);
   }
 
-  /** Copies per-channel arrays into consecutive scratch slots; returns their addresses. */
-  private put(channels: number, ...arrays: Float64Array[]): number[] {
-    const slots = new Float64Array(this.memory.buffer, this.scratch, arrays.length * channels);
-    arrays.forEach((a, i) => slots.set(a, i * channels));
-    return arrays.map((_, i) => this.scratch + i * channels * Float64Array.BYTES_PER_ELEMENT);
+  /** Copies per-channel arrays (of one length) into consecutive scratch slots; returns their addresses. */
+  private put(...arrays: Float64Array[]): number[] {
+    const n = arrays[0].length;
+    const slots = new Float64Array(this.memory.buffer, this.scratch, arrays.length * n);
+    arrays.forEach((a, i) => slots.set(a, i * n));
+    return arrays.map((_, i) => this.scratch + i * n * Float64Array.BYTES_PER_ELEMENT);
   }
 
-  /** Copies scratch slots back into per-channel arrays. */
-  private get(channels: number, ...slotsAndArrays: Array<[number, Float64Array]>): void {
+  /** Copies scratch slots back into per-channel arrays (of one length). */
+  private get(...slotsAndArrays: Array<[number, Float64Array]>): void {
     for (const [slot, array] of slotsAndArrays) {
-      array.set(new Float64Array(this.memory.buffer, this.scratch + slot * channels * Float64Array.BYTES_PER_ELEMENT, channels));
+      const n = array.length;
+      array.set(new Float64Array(this.memory.buffer, this.scratch + slot * n * Float64Array.BYTES_PER_ELEMENT, n));
     }
   }
 }
@@ -157,11 +157,12 @@ export function simdLoopsAvailable(heap: unknown): boolean {
 }
 
 /**
- * The loops for a wasm backend's Emscripten module and a problem with `channels` channels: the
- * SIMD loops when available and enabled, else the JS loops. Call before taking heap views.
+ * The loops for a wasm backend's Emscripten module and per-channel arrays of `values` values (sets
+ * × channels): the SIMD loops when available and enabled, else the JS loops. Call before taking
+ * heap views.
  */
-export function wasmLoops(heap: unknown, channels: number): Loops {
+export function wasmLoops(heap: unknown, values: number): Loops {
   if (!env().getBool(SIMD_FLAG)) return jsLoops;
   const simd = instanceFor(heap as EmscriptenModule);
-  return simd != null && simd.reserve(channels) ? simd : jsLoops;
+  return simd != null && simd.reserve(values) ? simd : jsLoops;
 }

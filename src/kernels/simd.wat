@@ -10,12 +10,15 @@
 ;; Two layouts, as in loops.ts:
 ;;   *Last: channels-last, x is [rows, C]; vectorized across 4 channels of a row at a time.
 ;;   *Runs: x is [outer, C, inner] with inner > 1; vectorized along each channel's run of inner values.
+;; The exported functions (at the end) run one of them over `blocks` consecutive blocks of
+;; [outer, C, inner] values, block b with the per-channel arrays of set b mod `sets` (each set C
+;; float64 values, one after the other): ghost batches of channels-last input (see groups.ts).
 ;; Build: `npm run build:simd` (wabt) turns this file into simd_binary.ts.
 (module
   (import "env" "memory" (memory 1))
 
   ;; sum[c] += Σ(x − shift[c]), sumSq[c] += Σ(x − shift[c])², channels-last.
-  (func (export "momentsLast") (param $x i32) (param $rows i32) (param $C i32)
+  (func $momentsLast (param $x i32) (param $rows i32) (param $C i32)
         (param $shift i32) (param $sum i32) (param $sumSq i32)
     (local $p i32) (local $end i32) (local $rowEnd i32) (local $c8 i32)
     (local $v v128) (local $d v128) (local $e f64)
@@ -61,7 +64,7 @@
   )
 
   ;; The same sums for x laid out as [outer, C, inner]: one run of `inner` values per (o, c).
-  (func (export "momentsRuns") (param $x i32) (param $outer i32) (param $C i32) (param $inner i32)
+  (func $momentsRuns (param $x i32) (param $outer i32) (param $C i32) (param $inner i32)
         (param $shift i32) (param $sum i32) (param $sumSq i32)
     (local $p i32) (local $end i32) (local $runEnd i32) (local $c8 i32) (local $c8End i32)
     (local $k v128) (local $kf f64) (local $v v128) (local $d v128)
@@ -114,7 +117,7 @@
   )
 
   ;; y = x·scale[c] + offset[c] in float64, rounded to float32; channels-last.
-  (func (export "affineLast") (param $x i32) (param $y i32) (param $rows i32) (param $C i32)
+  (func $affineLast (param $x i32) (param $y i32) (param $rows i32) (param $C i32)
         (param $scale i32) (param $offset i32)
     (local $p i32) (local $toY i32) (local $end i32) (local $rowEnd i32) (local $c8 i32) (local $v v128)
     (local.set $p (local.get $x))
@@ -154,7 +157,7 @@
   )
 
   ;; The same for x laid out as [outer, C, inner].
-  (func (export "affineRuns") (param $x i32) (param $y i32) (param $outer i32) (param $C i32) (param $inner i32)
+  (func $affineRuns (param $x i32) (param $y i32) (param $outer i32) (param $C i32) (param $inner i32)
         (param $scale i32) (param $offset i32)
     (local $p i32) (local $toY i32) (local $end i32) (local $runEnd i32) (local $c8 i32) (local $c8End i32)
     (local $a v128) (local $b v128) (local $af f64) (local $bf f64) (local $v v128)
@@ -199,7 +202,7 @@
   )
 
   ;; sumDy[c] += Σdy, sumDyXs[c] += Σdy·(x − shift[c]), sumXs[c] += Σ(x − shift[c]); channels-last.
-  (func (export "gradientSumsLast") (param $dy i32) (param $x i32) (param $rows i32) (param $C i32)
+  (func $gradientSumsLast (param $dy i32) (param $x i32) (param $rows i32) (param $C i32)
         (param $shift i32) (param $sumDy i32) (param $sumDyXs i32) (param $sumXs i32)
     (local $p i32) (local $toDy i32) (local $end i32) (local $rowEnd i32) (local $c8 i32)
     (local $v v128) (local $w v128) (local $g v128) (local $d v128) (local $ge f64) (local $e f64)
@@ -257,7 +260,7 @@
   )
 
   ;; The same sums for x and dy laid out as [outer, C, inner].
-  (func (export "gradientSumsRuns") (param $dy i32) (param $x i32) (param $outer i32) (param $C i32) (param $inner i32)
+  (func $gradientSumsRuns (param $dy i32) (param $x i32) (param $outer i32) (param $C i32) (param $inner i32)
         (param $shift i32) (param $sumDy i32) (param $sumDyXs i32) (param $sumXs i32)
     (local $p i32) (local $toDy i32) (local $end i32) (local $runEnd i32) (local $c8 i32) (local $c8End i32)
     (local $k v128) (local $kf f64) (local $v v128) (local $w v128) (local $g v128) (local $d v128)
@@ -320,7 +323,7 @@
   )
 
   ;; dx = a[c]·dy + b[c]·x + k[c] in float64, rounded to float32; channels-last.
-  (func (export "gradientApplyLast") (param $dy i32) (param $x i32) (param $dx i32) (param $rows i32) (param $C i32)
+  (func $gradientApplyLast (param $dy i32) (param $x i32) (param $dx i32) (param $rows i32) (param $C i32)
         (param $a i32) (param $b i32) (param $k i32)
     (local $p i32) (local $toDy i32) (local $toDx i32) (local $end i32) (local $rowEnd i32) (local $c8 i32)
     (local $v v128) (local $w v128)
@@ -372,7 +375,7 @@
   )
 
   ;; The same for dy, x, dx laid out as [outer, C, inner].
-  (func (export "gradientApplyRuns") (param $dy i32) (param $x i32) (param $dx i32)
+  (func $gradientApplyRuns (param $dy i32) (param $x i32) (param $dx i32)
         (param $outer i32) (param $C i32) (param $inner i32) (param $a i32) (param $b i32) (param $k i32)
     (local $p i32) (local $toDy i32) (local $toDx i32) (local $end i32) (local $runEnd i32) (local $c8 i32) (local $c8End i32)
     (local $av v128) (local $bv v128) (local $kv v128) (local $af f64) (local $bf f64) (local $kf f64)
@@ -430,5 +433,84 @@
         (local.set $c8 (i32.add (local.get $c8) (i32.const 8)))
         (br $channel)))
       (br $block)))
+  )
+;; The exports: each runs its loop over the blocks (see the top of the file), picking *Last for
+;; inner = 1 and *Runs otherwise. $blockBytes: bytes of one block of x; $setBytes: of one set.
+
+  (func (export "moments") (param $x i32) (param $blocks i32) (param $sets i32) (param $outer i32) (param $C i32) (param $inner i32)
+        (param $shift i32) (param $sum i32) (param $sumSq i32)
+    (local $b i32) (local $blockBytes i32) (local $setBytes i32) (local $set i32)
+    (local.set $blockBytes (i32.shl (i32.mul (i32.mul (local.get $outer) (local.get $C)) (local.get $inner)) (i32.const 2)))
+    (local.set $setBytes (i32.shl (local.get $C) (i32.const 3)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $b) (local.get $blocks)))
+      (local.set $set (i32.mul (i32.rem_u (local.get $b) (local.get $sets)) (local.get $setBytes)))
+      (if (i32.eq (local.get $inner) (i32.const 1))
+        (then (call $momentsLast (local.get $x) (local.get $outer) (local.get $C) (i32.add (local.get $shift) (local.get $set))
+                (i32.add (local.get $sum) (local.get $set)) (i32.add (local.get $sumSq) (local.get $set))))
+        (else (call $momentsRuns (local.get $x) (local.get $outer) (local.get $C) (local.get $inner) (i32.add (local.get $shift) (local.get $set))
+                (i32.add (local.get $sum) (local.get $set)) (i32.add (local.get $sumSq) (local.get $set)))))
+      (local.set $x (i32.add (local.get $x) (local.get $blockBytes)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $next)))
+  )
+
+  (func (export "affine") (param $x i32) (param $y i32) (param $blocks i32) (param $sets i32) (param $outer i32) (param $C i32)
+        (param $inner i32) (param $scale i32) (param $offset i32)
+    (local $b i32) (local $blockBytes i32) (local $setBytes i32) (local $set i32)
+    (local.set $blockBytes (i32.shl (i32.mul (i32.mul (local.get $outer) (local.get $C)) (local.get $inner)) (i32.const 2)))
+    (local.set $setBytes (i32.shl (local.get $C) (i32.const 3)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $b) (local.get $blocks)))
+      (local.set $set (i32.mul (i32.rem_u (local.get $b) (local.get $sets)) (local.get $setBytes)))
+      (if (i32.eq (local.get $inner) (i32.const 1))
+        (then (call $affineLast (local.get $x) (local.get $y) (local.get $outer) (local.get $C)
+                (i32.add (local.get $scale) (local.get $set)) (i32.add (local.get $offset) (local.get $set))))
+        (else (call $affineRuns (local.get $x) (local.get $y) (local.get $outer) (local.get $C) (local.get $inner)
+                (i32.add (local.get $scale) (local.get $set)) (i32.add (local.get $offset) (local.get $set)))))
+      (local.set $x (i32.add (local.get $x) (local.get $blockBytes)))
+      (local.set $y (i32.add (local.get $y) (local.get $blockBytes)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $next)))
+  )
+
+  (func (export "gradientSums") (param $dy i32) (param $x i32) (param $blocks i32) (param $sets i32) (param $outer i32) (param $C i32)
+        (param $inner i32) (param $shift i32) (param $sumDy i32) (param $sumDyXs i32) (param $sumXs i32)
+    (local $b i32) (local $blockBytes i32) (local $setBytes i32) (local $set i32)
+    (local.set $blockBytes (i32.shl (i32.mul (i32.mul (local.get $outer) (local.get $C)) (local.get $inner)) (i32.const 2)))
+    (local.set $setBytes (i32.shl (local.get $C) (i32.const 3)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $b) (local.get $blocks)))
+      (local.set $set (i32.mul (i32.rem_u (local.get $b) (local.get $sets)) (local.get $setBytes)))
+      (if (i32.eq (local.get $inner) (i32.const 1))
+        (then (call $gradientSumsLast (local.get $dy) (local.get $x) (local.get $outer) (local.get $C) (i32.add (local.get $shift) (local.get $set))
+                (i32.add (local.get $sumDy) (local.get $set)) (i32.add (local.get $sumDyXs) (local.get $set)) (i32.add (local.get $sumXs) (local.get $set))))
+        (else (call $gradientSumsRuns (local.get $dy) (local.get $x) (local.get $outer) (local.get $C) (local.get $inner)
+                (i32.add (local.get $shift) (local.get $set)) (i32.add (local.get $sumDy) (local.get $set))
+                (i32.add (local.get $sumDyXs) (local.get $set)) (i32.add (local.get $sumXs) (local.get $set)))))
+      (local.set $dy (i32.add (local.get $dy) (local.get $blockBytes)))
+      (local.set $x (i32.add (local.get $x) (local.get $blockBytes)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $next)))
+  )
+
+  (func (export "gradientApply") (param $dy i32) (param $x i32) (param $dx i32) (param $blocks i32) (param $sets i32) (param $outer i32)
+        (param $C i32) (param $inner i32) (param $a i32) (param $bc i32) (param $k i32)
+    (local $b i32) (local $blockBytes i32) (local $setBytes i32) (local $set i32)
+    (local.set $blockBytes (i32.shl (i32.mul (i32.mul (local.get $outer) (local.get $C)) (local.get $inner)) (i32.const 2)))
+    (local.set $setBytes (i32.shl (local.get $C) (i32.const 3)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $b) (local.get $blocks)))
+      (local.set $set (i32.mul (i32.rem_u (local.get $b) (local.get $sets)) (local.get $setBytes)))
+      (if (i32.eq (local.get $inner) (i32.const 1))
+        (then (call $gradientApplyLast (local.get $dy) (local.get $x) (local.get $dx) (local.get $outer) (local.get $C)
+                (i32.add (local.get $a) (local.get $set)) (i32.add (local.get $bc) (local.get $set)) (i32.add (local.get $k) (local.get $set))))
+        (else (call $gradientApplyRuns (local.get $dy) (local.get $x) (local.get $dx) (local.get $outer) (local.get $C) (local.get $inner)
+                (i32.add (local.get $a) (local.get $set)) (i32.add (local.get $bc) (local.get $set)) (i32.add (local.get $k) (local.get $set)))))
+      (local.set $dy (i32.add (local.get $dy) (local.get $blockBytes)))
+      (local.set $x (i32.add (local.get $x) (local.get $blockBytes)))
+      (local.set $dx (i32.add (local.get $dx) (local.get $blockBytes)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $next)))
   )
 )

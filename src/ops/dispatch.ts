@@ -19,7 +19,7 @@
  * | train, infer, trainGrad | kernel registered for the backend, axes adjacent, composite not forced, the features the call uses declared | fused |
  * | infer                   | rank <= 4 and the backend's FusedBatchNorm broadcasts per channel                  | backend   |
  * | train, infer, trainGrad | otherwise                                                                          | composite |
- * | movingUpdate, renorm, ghosts | unmasked, training kernel registered, axes adjacent, composite not forced, the feature declared | fused |
+ * | movingUpdate, renorm, ghosts | unmasked, training kernel registered, axes adjacent, composite not forced, this feature and every other the step uses declared | fused |
  * | movingUpdate, renorm, ghosts | otherwise                                                                     | composite |
  *
  * What that gives today (rank = x's rank; "adjacent" = the channel axes are consecutive):
@@ -93,8 +93,8 @@ export const DISPATCH_TABLE: readonly DispatchRule[] = [
   {modes: ['infer'], when: 'rank <= 4 and the backend\'s FusedBatchNorm broadcasts per channel',
     holds: s => s.rank <= 4 && s.backendKernelBroadcasts, run: 'backend'},
   {modes: ['train', 'infer', 'trainGrad'], when: 'otherwise', holds: () => true, run: 'composite'},
-  {modes: FEATURE_MODES, when: 'unmasked, training kernel registered, axes adjacent, composite not forced, the feature declared',
-    holds: s => !s.masked && s.fusedKernel && s.adjacentAxes && s.features.includes(s.mode as FeatureMode), run: 'fused'},
+  {modes: FEATURE_MODES, when: 'unmasked, training kernel registered, axes adjacent, composite not forced, this feature and every other the step uses declared',
+    holds: s => !s.masked && s.fusedKernel && s.adjacentAxes && [s.mode as FeatureMode, ...s.uses].every(f => s.features.includes(f)), run: 'fused'},
   {modes: FEATURE_MODES, when: 'otherwise', holds: () => true, run: 'composite'},
 ];
 

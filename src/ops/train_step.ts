@@ -76,10 +76,15 @@ export function trainStep(args: CheckedArgs, gamma: Tensor | null, beta: Tensor 
   }) as unknown as TrainStepResult;
 }
 
-/** What BatchNormTrain's gradient needs saved: x, gamma; the variance output; r and d (after the moving outputs). */
-function trainSaves(moving: boolean): SaveLists {
+/**
+ * What BatchNormTrain's gradient needs saved: x, gamma; the variance output, or with ghost batches
+ * the per-group variances (the last output); r and d (after the moving outputs).
+ */
+function trainSaves(moving: boolean, renorm: boolean, ghosts: number): SaveLists {
   const r = moving ? 5 : 3;
-  return {inputs: ['x', 'gamma'], outputs: [['variance', 2], ['r', r], ['d', r + 1]]};
+  const count = r + (renorm ? 2 + (moving ? 3 : 0) : 0);
+  const variance: [string, number] = ghosts > 1 ? ['groupVariance', count] : ['variance', 2];
+  return {inputs: ['x', 'gamma'], outputs: [variance, ...(renorm ? [['r', r], ['d', r + 1]] as Array<[string, number]> : [])]};
 }
 
 /** gamma and beta as the fused training kernel takes them: as given where it declares flexibleParams, else [channels] with fills. */
@@ -118,7 +123,7 @@ function fusedStep(args: CheckedArgs, gamma: Tensor | null, beta: Tensor | null,
   const attrs: BatchNormTrainAttrs = {axis: args.axes, epsilon: args.epsilon,
     ...(params.paramShape == null ? {} : {paramShape: params.paramShape}), ...(ghosts > 1 ? {ghosts} : {}),
     ...(moving == null ? {} : {momentum: moving.momentum}), ...(renorm == null ? {} : {renormMomentum: renorm.renormMomentum})};
-  const [y, mean, variance, ...rest] = runKernelSaving(BatchNormTrain, inputs, attrs as unknown as NamedAttrMap, trainSaves(moving != null));
+  const [y, mean, variance, ...rest] = runKernelSaving(BatchNormTrain, inputs, attrs as unknown as NamedAttrMap, trainSaves(moving != null, renorm != null, ghosts));
   let updated: UpdatedStatistics | null = null;
   if (moving != null) {
     const [movingMean, movingVariance] = rest;
