@@ -1,20 +1,24 @@
 /**
  * Batch Renormalization and ghost batches through the layer, against the float64 reference written
  * from their definitions (support/reference_variants.ts): the output, r and d through it, every
- * weight after two training steps, and the gradients for x, gamma and beta (with r and d held
- * constant); the reference's own gradients against finite differences of its forward.
+ * weight after two training steps, the gradients for x, gamma and beta (with r and d held
+ * constant), and second-order gradients; the reference's own gradients against finite differences
+ * of its forward.
  *
- * Cases cover every path: fused kernels (adjacent channel axes: any single axis with renorm;
- * channels-first and dense with ghost batches, whose view has channel axes [1, 2]; channels-last and
- * rank 5 with ghost batches, whose view is transposed to make them adjacent), the composite ops
- * (non-adjacent axes: axis lists), and the masked path (composite).
+ * Every case runs on every path (support/backends.ts): 'fused' (the training kernel does renorm,
+ * ghost batches and the updates itself, for adjacent channel axes), 'base' (the kernels through
+ * their base interface, as a GPU backend's kernels without the extensions: renorm through corrected
+ * γ and β, ghost batches through a view — transposed for channels-last — and updates in tf ops),
+ * and 'composite' (tf ops); cases with non-adjacent axes (axis lists) or masks take tf ops on every path.
  *
  * Tolerance: 1e-4 in |got − want|/(1 + |want|) against float64, the project's bar; the largest
- * error measured over these cases, in every run so far, was below 1e-6 on cpu and on wasm (the suite
- * prints it), a margin of over 100×. Reference vs finite differences (float64, h = 1e-5): 1e-6; measured ≤ 5e-10.
+ * error measured over these cases was 1.5e-6 (second order against central differences of the
+ * float64 reference's gradient, h = 1e-5; first order below 1e-6) on cpu and wasm, every path (the
+ * suite prints it), a margin of over 60×. Reference vs finite differences (float64, h = 1e-5): 1e-6;
+ * measured ≤ 5e-10.
  */
 import * as tf from '@tensorflow/tfjs';
-import {describeEachBackend} from './support/backends';
+import {describeEachPath} from './support/backends';
 import {expectClose, maxRelativeError} from './support/golden';
 import {refMovingUpdate, refNumericGradient} from './support/reference';
 import {refRenormUpdate, refVariantGrad, refVariantTrain, RefVariantOptions} from './support/reference_variants';
@@ -44,6 +48,9 @@ const CASES: VariantCase[] = [
   {name: 'ghost + renorm, masked [6,4,3]', shape: [6, 4, 3], axis: -1, virtualBatchSize: 2, masked: true, renorm: {clipping: {rmax: 1.3}, renormMomentum: 0.8}},
 ];
 
+/** Cases for second-order gradients: each layout of the fused kernels (one block, merged ghost channels, per-sample blocks). */
+const SECOND_ORDER = CASES.filter(c => [0, 1, 6, 7, 9, 13].includes(CASES.indexOf(c)));
+
 function options(c: VariantCase, setup: VariantSetup, state = setup.state): RefVariantOptions {
   return {virtualBatchSize: c.virtualBatchSize ?? null, renorm: c.renorm == null || state == null ? null : {state, clipping: c.renorm.clipping}};
 }
@@ -57,12 +64,12 @@ function upstream(size: number): Float64Array {
   return Float64Array.from({length: size}, (_, i) => Math.fround(Math.sin(0.37 * i + 0.2) + 0.1));
 }
 
-describeEachBackend('Batch Renormalization and ghost batches vs the float64 reference', backend => {
+describeEachPath('Batch Renormalization and ghost batches vs the float64 reference', (backend, path) => {
   let worst = 0;
-  afterAll(() => console.log(`${backend}: largest relative error against float64: ${worst.toExponential(2)}`));
+  afterAll(() => console.log(`${backend}/${path}: largest relative error against float64: ${worst.toExponential(2)}`));
   const check = (got: ArrayLike<number>, want: ArrayLike<number>, what: string) => {
     worst = Math.max(worst, maxRelativeError(got, want));
-    expectClose(got, want, TOLERANCE, `${backend}/${what}`);
+    expectClose(got, want, TOLERANCE, `${backend}/${path}/${what}`);
   };
 
   test.each(CASES.map(c => [c.name, c] as [string, VariantCase]))('%s: y and every weight over two training steps', (_, c) => {
@@ -121,7 +128,32 @@ describeEachBackend('Batch Renormalization and ghost batches vs the float64 refe
     layer.dispose();
     setup.dispose();
   });
-});
+
+  test.each(SECOND_ORDER.map(c => [c.name, c] as [string, VariantCase]))('%s: second order (gradient of Σ dx·v for x and gamma)', (_, c) => {
+    const setup = setUpVariant(c, 4);
+    const {layer, problem, x} = setup;
+    const dyValues = upstream(x.size);
+    const vValues = Float64Array.from({length: x.size}, (_, i) => Math.fround(Math.cos(0.23 * i) - 0.2));
+    const [dy, v] = [dyValues, vValues].map(values => tf.tensor(Float32Array.from(values), c.shape));
+    const gamma = layer.trainableWeights[0].read();
+    const before = tf.memory().numTensors;
+    // penalty(x, γ) = Σ v·∂(Σ y·dy)/∂x, with r and d constants (computed once, from the state before the step).
+    // The layer reads gamma itself: passing the same tensor differentiates with respect to it.
+  const penalty = (xi: tf.Tensor, gi: tf.Tensor) => tf.sum(tf.mul(tf.grads((...xs: tf.Tensor[]) =>
+      tf.mul(apply(setup, xs[0]), dy).sum() as tf.Scalar)([xi, gi])[0], v));
+    const [dx2, dgamma2] = tf.grads((xi: tf.Tensor, gi: tf.Tensor) => penalty(xi, gi) as tf.Scalar)([x, gamma]);
+    const {r, d} = refVariantTrain(problem, options(c, setup));
+    const refPenalty = (p: typeof problem) => refVariantGrad(p, dyValues, r, d, c.virtualBatchSize ?? null).dx.reduce((s, g, i) => s + g * vValues[i], 0);
+    check(dx2.dataSync(), refNumericGradient(values => refPenalty({...problem, x: values}), problem.x), `${c.name} second order, x`);
+    check(dgamma2.dataSync(), refNumericGradient(values => refPenalty({...problem, gamma: values}), problem.gamma as Float64Array),
+        `${c.name} second order, gamma`);
+    tf.dispose([dx2, dgamma2]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([dy, v]);
+    layer.dispose();
+    setup.dispose();
+  });
+}, undefined, ['fused', 'base', 'composite']);
 
 describe('the float64 reference: gradients vs finite differences of its forward (r and d held constant)', () => {
   test.each(CASES.map(c => [c.name, c] as [string, VariantCase]))('%s', (_, c) => {

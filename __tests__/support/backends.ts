@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import {FORCE_COMPOSITE_FLAG} from '../../src/ops/dispatch';
+import {BASE_INTERFACE_FLAG, FORCE_COMPOSITE_FLAG} from '../../src/ops/dispatch';
 
 export type BackendName = 'cpu' | 'wasm' | 'tensorflow';
 
@@ -56,23 +56,35 @@ export function describeEachBackend(title: string, body: (backend: BackendName) 
   }
 }
 
-/** The two ways the op can run on a backend: this package's fused kernels, or the tf-ops paths. */
-export type PathName = 'fused' | 'composite';
+/**
+ * The ways the op can run on a backend: this package's fused kernels with every feature they
+ * declare ('fused'), the same kernels used through the base interface only, the rest composed
+ * around them in tf ops ('base': what a GPU backend's kernels without the extensions get), or the
+ * tf-ops paths ('composite').
+ */
+export type PathName = 'fused' | 'base' | 'composite';
+
+/** The flags that select a path. */
+const PATH_FLAGS: Record<PathName, {[flag: string]: boolean}> = {
+  fused: {[FORCE_COMPOSITE_FLAG]: false, [BASE_INTERFACE_FLAG]: false},
+  base: {[FORCE_COMPOSITE_FLAG]: false, [BASE_INTERFACE_FLAG]: true},
+  composite: {[FORCE_COMPOSITE_FLAG]: true, [BASE_INTERFACE_FLAG]: false},
+};
 
 /**
  * Declares `body` once per backend and path. 'composite' sets TFJS_BATCHNORM_FORCE_COMPOSITE, so
  * cpu and wasm take the paths webgl, webgpu and tensorflow take (tf ops, and the backend's own
  * FusedBatchNorm for inference where it broadcasts correctly): that is how those paths' math is
- * checked on every machine. tensorflow has no fused kernels, so it runs 'composite' only.
+ * checked on every machine. 'base' sets TFJS_BATCHNORM_BASE_INTERFACE. tensorflow has no fused
+ * kernels, so it runs 'composite' only.
  */
 export function describeEachPath(title: string, body: (backend: BackendName, path: PathName) => void,
-                                 backends: BackendName[] = ALL_BACKENDS): void {
+                                 backends: BackendName[] = ALL_BACKENDS, paths: PathName[] = ['fused', 'composite']): void {
   describeEachBackend(title, backend => {
-    const paths: PathName[] = backend === 'tensorflow' ? ['composite'] : ['fused', 'composite'];
-    for (const path of paths) {
+    for (const path of backend === 'tensorflow' ? ['composite' as const] : paths) {
       describe(path, () => {
-        beforeAll(() => tf.env().set(FORCE_COMPOSITE_FLAG, path === 'composite'));
-        afterAll(() => tf.env().set(FORCE_COMPOSITE_FLAG, false));
+        beforeAll(() => { for (const [flag, value] of Object.entries(PATH_FLAGS[path])) tf.env().set(flag, value); });
+        afterAll(() => { for (const flag of Object.keys(PATH_FLAGS[path])) tf.env().set(flag, false); });
         body(backend, path);
       });
     }

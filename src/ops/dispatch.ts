@@ -48,6 +48,14 @@ import {axesAreAdjacent} from './channel_axes';
 export const FORCE_COMPOSITE_FLAG = 'TFJS_BATCHNORM_FORCE_COMPOSITE';
 env().registerFlag(FORCE_COMPOSITE_FLAG, () => false);
 
+/**
+ * tf.env() flag for tests: true makes every registered kernel of this package count as one written
+ * for the base interface (it declares no features), as a GPU backend's kernels may be, so that the
+ * ops pass it only base inputs and compose the rest around it; checked on cpu and wasm. Default false.
+ */
+export const BASE_INTERFACE_FLAG = 'TFJS_BATCHNORM_BASE_INTERFACE';
+env().registerFlag(BASE_INTERFACE_FLAG, () => false);
+
 /** The parts of a training step a training kernel may do itself. */
 export type FeatureMode = 'movingUpdate' | 'renorm' | 'ghosts';
 
@@ -111,7 +119,7 @@ const TRAILING_CHANNELS_ONLY = ['cpu', 'wasm'];
 /** The features a registered kernel declares (none for a kernel written for the base interface). */
 export function kernelFeatures(kernelName: string, backend: string): BatchNormFeature[] {
   const config = getKernel(kernelName, backend) as BatchNormKernelConfig | undefined;
-  const features = config?.features ?? {};
+  const features = env().getBool(BASE_INTERFACE_FLAG) ? {} : config?.features ?? {};
   return (Object.keys(features) as BatchNormFeature[]).filter(f => features[f] === true);
 }
 
