@@ -6,9 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
-import {batchNormInfer, batchNormTrain} from '../src';
+import {batchNormalization, batchNormInfer, batchNormTrain} from '../src';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
-import {decide, DISPATCH_TABLE, FORCE_COMPOSITE_FLAG, implementationFor, Implementation, Mode, Situation} from '../src/ops/dispatch';
+import {decide, DISPATCH_TABLE, FORCE_COMPOSITE_FLAG, implementationFor, Implementation, kernelFeatures, Mode, Situation} from '../src/ops/dispatch';
 import {normalizeAxes} from '../src/ops/channel_axes';
 import {describeEachBackend} from './support/backends';
 
@@ -30,6 +30,19 @@ describe('the table', () => {
     [{mode: 'infer', fusedKernel: false, rank: 2}, 'backend'],
     [{mode: 'infer', fusedKernel: false, backendKernelBroadcasts: false}, 'composite'],
     [{mode: 'train', fusedKernel: false, rank: 2}, 'composite'],
+    // A fused kernel runs only what it declares.
+    [{mode: 'trainGrad', uses: ['renorm']}, 'composite'],
+    [{mode: 'trainGrad', uses: ['renorm', 'ghosts'], features: ['renorm', 'ghosts']}, 'fused'],
+    [{mode: 'train', uses: ['flexibleParams'], features: ['renorm']}, 'composite'],
+    // The parts of a training step: in the training kernel when it declares them all, else tf ops around it.
+    [{mode: 'movingUpdate', features: ['movingUpdate']}, 'fused'],
+    [{mode: 'movingUpdate', features: []}, 'composite'],
+    [{mode: 'renorm', features: ['renorm', 'movingUpdate'], uses: ['renorm', 'movingUpdate']}, 'fused'],
+    [{mode: 'renorm', features: ['renorm'], uses: ['renorm', 'movingUpdate']}, 'composite'],
+    [{mode: 'ghosts', features: ['ghosts'], masked: true}, 'composite'],
+    [{mode: 'ghosts', features: ['ghosts'], adjacentAxes: false}, 'composite'],
+    [{mode: 'ghosts', features: ['ghosts'], fusedKernel: false}, 'composite'],
+    [{mode: 'ghosts', features: ['ghosts']}, 'fused'],
   ] as Array<[Partial<Situation>, Implementation]>)('%j → %s', (change, expected) => {
     expect(decide({...ordinary, ...change})).toBe(expected);
   });
@@ -37,8 +50,10 @@ describe('the table', () => {
   test('every row says when it applies', () => {
     expect(DISPATCH_TABLE.map(r => r.when)).toEqual([
       'always (no fused masked kernel)',
-      'kernel registered for the backend, axes adjacent, composite not forced',
+      'kernel registered for the backend, axes adjacent, composite not forced, the features the call uses declared',
       'rank <= 4 and the backend\'s FusedBatchNorm broadcasts per channel',
+      'otherwise',
+      'unmasked, training kernel registered, axes adjacent, composite not forced, this feature and every other the step uses declared',
       'otherwise',
     ]);
   });
@@ -119,5 +134,33 @@ describe('a backend is picked up by registering kernels under this package\'s na
     tf.unregisterKernel(BatchNormTrain, 'bn-test');
     expect(implementationFor('train', 2, [1])).toBe('composite');
     tf.dispose([x, result as tf.Tensor]);
+  });
+
+  test('kernels registered without features (the base interface) get base inputs; the layer composes the rest around them', async () => {
+    tf.registerBackend('bn-base', () => new MathBackendCPU());
+    tf.copyRegisteredKernels('cpu', 'bn-base');
+    // Re-registered as a backend written for the base interface would register them: no `features`.
+    for (const name of [BatchNormTrain, BatchNormTrainGrad, BatchNormInfer]) {
+      const {kernelFunc} = tf.getKernel(name, 'cpu') as tf.KernelConfig;
+      tf.unregisterKernel(name, 'bn-base');
+      tf.registerKernel({kernelName: name, backendName: 'bn-base', kernelFunc});
+    }
+    await tf.setBackend('bn-base');
+    expect(kernelFeatures(BatchNormTrain, 'bn-base')).toEqual([]);
+    expect(kernelFeatures(BatchNormTrain, 'cpu')).toEqual(['flexibleParams', 'movingUpdate', 'renorm', 'ghosts']);
+    for (const mode of ['movingUpdate', 'renorm', 'ghosts'] as const) expect(implementationFor(mode, 2, [1])).toBe('composite');
+    const layer = batchNormalization({scale: false});
+    const x = tf.tensor2d([[1, 2], [3, 5], [4, 4], [0, 1]]);
+    tf.dispose(layer.apply(x) as tf.Tensor);
+    const inputs: Array<Record<string, number[]>> = [];
+    const {kernels} = await tf.profile(() => tf.dispose(layer.apply(x, {training: true}) as tf.Tensor));
+    for (const k of kernels.filter(k => k.name === BatchNormTrain)) inputs.push({shapes: k.inputShapes.map(s => (s as number[]).length)});
+    // x, gamma (filled: the base interface has no absent gamma), beta: no moving statistics as inputs.
+    expect(inputs).toEqual([{shapes: [2, 1, 1]}]);
+    expect(kernels.map(k => k.name)).toContain('Multiply');
+    layer.dispose();
+    x.dispose();
+    await tf.setBackend('cpu');
+    tf.removeBackend('bn-base');
   });
 });

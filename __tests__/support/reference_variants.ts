@@ -14,7 +14,7 @@
  *   renorm_mean ← ·m_r + μ·(1 − m_r), renorm_stddev ← ·m_r + σ_B·(1 − m_r),
  *   moving_mean ← ·m + μ·(1 − m), moving_stddev ← ·m + σ_B·(1 − m), moving_variance = max(moving_stddev² − ε, 0).
  */
-import {RefProblem, refChannelCount, refChannelOf, refMoments, refTrainGrad} from './reference';
+import {RefProblem, refChannelCount, refChannelOf, refMoments, refMovingUpdateFloat32, refTrainGrad} from './reference';
 
 /** Clipping bounds (null/absent: unbounded). */
 export interface RefClipping {
@@ -180,5 +180,26 @@ export function refRenormUpdate(state: RefRenormState, mean: ArrayLike<number>, 
     movingMean: move(state.movingMean, mean, momentum),
     movingStddev,
     movingVariance: Float64Array.from(movingStddev, s => Math.max(s * s - epsilon, 0)),
+  };
+}
+
+/**
+ * The renorm updates exactly as tfjs's float32 ops compute them from the float32 batch mean and
+ * variance (each operation rounded to float32): σ_B = √(variance + ε), each average
+ * fround(fround(old·m) + fround(value·(1 − m))) (reference.ts's refMovingUpdateFloat32), and
+ * moving_variance = max(fround(moving_stddev'²) − ε, 0).
+ */
+export function refRenormUpdateFloat32(state: RefRenormState, mean: ArrayLike<number>, variance: ArrayLike<number>,
+                                       momentum: number, renormMomentum: number, epsilon: number): RefRenormState & {movingVariance: Float32Array} {
+  const f = Math.fround;
+  const e = f(epsilon);
+  const stddev = Float32Array.from(variance, v => f(Math.sqrt(f(f(v) + e))));
+  const movingStddev = refMovingUpdateFloat32(state.movingStddev, stddev, momentum);
+  return {
+    renormMean: refMovingUpdateFloat32(state.renormMean, mean, renormMomentum),
+    renormStddev: refMovingUpdateFloat32(state.renormStddev, stddev, renormMomentum),
+    movingMean: refMovingUpdateFloat32(state.movingMean, mean, momentum),
+    movingStddev,
+    movingVariance: Float32Array.from(movingStddev, s => Math.max(f(f(s * s) - e), 0)),
   };
 }

@@ -1,0 +1,159 @@
+/**
+ * The layer's training step (src/ops/train_step.ts) as issue 14 asks for it:
+ *
+ * - the moving statistics (and renorm's) are bit for bit the float32 formula
+ *   moving·momentum + batch·(1 − momentum) applied to the step's float32 batch statistics
+ *   (support/reference.ts refMovingUpdateFloat32; reference_variants.ts refRenormUpdateFloat32), on
+ *   every path: inside the fused training kernel, in tf ops around the kernels' base interface, and
+ *   in tf ops (composite);
+ * - the kernels a step runs, which are deterministic (no timing here): on cpu and wasm a training
+ *   step of the layer is the two fused kernels and the copies tfjs makes of what their gradient
+ *   saves; inference is one kernel;
+ * - what cannot be differentiated says so.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {batchNormalization, BatchNormArgs} from '../src';
+import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
+import {MovingInputs, RenormInputs} from '../src/ops/renorm_ops';
+import {trainStep} from '../src/ops/train_step';
+import {checkCommon} from '../src/ops/validate';
+import {describeEachPath, PathName} from './support/backends';
+import {refMovingUpdateFloat32} from './support/reference';
+import {refRenormUpdateFloat32} from './support/reference_variants';
+
+const EPSILON = 1e-3;
+
+/** Seeded float32 values with per-position variety. */
+function values(n: number, seed: number, scale = 1, offset = 0): Float32Array {
+  return Float32Array.from({length: n}, (_, i) => Math.fround(offset + scale * Math.sin(seed * 1.7 + i * 0.61) * Math.cos(i * 0.13 + seed)));
+}
+
+/** Bitwise equality of float32 arrays (NaN payloads and signed zeros included). */
+function expectBitwise(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
+  const bits = (a: ArrayLike<number>) => Array.from(new Uint32Array(Float32Array.from(a).buffer));
+  expect({what, bits: bits(got)}).toEqual({what, bits: bits(want)});
+}
+
+interface StepCase {
+  name: string;
+  shape: number[];
+  axis: number;
+  virtualBatchSize?: number;
+  renorm?: boolean;
+}
+
+const STEP_CASES: StepCase[] = [
+  {name: 'dense [16,6]', shape: [16, 6], axis: -1},
+  {name: 'channels-last [4,3,3,5]', shape: [4, 3, 3, 5], axis: -1},
+  {name: 'channels-first [4,5,3,2]', shape: [4, 5, 3, 2], axis: 1},
+  {name: 'dense [16,6], 4 ghost batches', shape: [16, 6], axis: -1, virtualBatchSize: 4},
+  {name: 'channels-last [6,3,2,4], 3 ghost batches', shape: [6, 3, 2, 4], axis: -1, virtualBatchSize: 2},
+  {name: 'dense [8,5], renorm', shape: [8, 5], axis: -1, renorm: true},
+  {name: 'channels-last [6,3,2,4], renorm and 2 ghost batches', shape: [6, 3, 2, 4], axis: -1, virtualBatchSize: 3, renorm: true},
+];
+
+describeEachPath('moving statistics: bit for bit the float32 formula', (backend, path: PathName) => {
+  test.each(STEP_CASES.map(c => [c.name, c] as [string, StepCase]))('%s', (_, c) => {
+    const channels = c.shape[c.axis < 0 ? c.axis + c.shape.length : c.axis];
+    const size = c.shape.reduce((a, b) => a * b, 1);
+    const x = tf.tensor(values(size, 1, 2, 3), c.shape);
+    const perChannel = (seed: number, scale: number, offset: number) => tf.tensor(values(channels, seed, scale, offset), [channels]);
+    const [gamma, beta, movingMean, movingVariance, movingStddev, renormMean, renormStddev] =
+        [[2, 0.3, 1], [3, 0.2, 0], [4, 0.5, 0.1], [5, 0.3, 1.5], [6, 0.2, 1.2], [7, 0.6, 2.5], [8, 0.4, 1.5]].map(([s, k, o]) => perChannel(s, k, o));
+    const moving: MovingInputs = {mean: movingMean, variance: movingVariance, momentum: 0.9, stddev: c.renorm ? movingStddev : null};
+    const renorm: RenormInputs | null = c.renorm ? {renormMean, renormStddev, rmin: 0.8, rmax: 1.2, dmax: 0.3, renormMomentum: 0.7} : null;
+    const before = tf.memory().numTensors;
+    const step = trainStep(checkCommon('test', x, [c.axis < 0 ? c.axis + c.shape.length : c.axis], EPSILON), gamma, beta,
+        {moving, renorm, virtualBatchSize: c.virtualBatchSize});
+    const updated = step.updated as NonNullable<typeof step.updated>;
+    const [mean, variance] = [step.mean.dataSync(), step.variance.dataSync()];
+    const label = `${backend}/${path}/${c.name}`;
+    if (renorm == null) {
+      expectBitwise(updated.movingMean.dataSync(), refMovingUpdateFloat32(movingMean.dataSync(), mean, 0.9), `${label} moving_mean`);
+      expectBitwise(updated.movingVariance.dataSync(), refMovingUpdateFloat32(movingVariance.dataSync(), variance, 0.9), `${label} moving_variance`);
+    } else {
+      const want = refRenormUpdateFloat32({movingMean: movingMean.dataSync(), movingStddev: movingStddev.dataSync(),
+        renormMean: renormMean.dataSync(), renormStddev: renormStddev.dataSync()}, mean, variance, 0.9, 0.7, EPSILON);
+      for (const key of ['movingMean', 'movingVariance', 'movingStddev', 'renormMean', 'renormStddev'] as const) {
+        expectBitwise((updated[key] as tf.Tensor).dataSync(), want[key], `${label} ${key}`);
+      }
+    }
+    tf.dispose([step.y, step.mean, step.variance, ...Object.values(updated)]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, gamma, beta, movingMean, movingVariance, movingStddev, renormMean, renormStddev]);
+  });
+}, ['cpu', 'wasm'], ['fused', 'base', 'composite']);
+
+/** The kernels one call of `f` runs. */
+async function kernelsOf(f: () => tf.TensorContainer): Promise<string[]> {
+  const profile = await tf.profile(() => { tf.dispose(f()); });
+  return profile.kernels.map(k => k.name);
+}
+
+/** A built layer with distinct weights and an input of `shape`. */
+function layerFor(shape: number[], args: BatchNormArgs): {layer: tf.layers.Layer; x: tf.Variable; dy: tf.Tensor} {
+  const layer = batchNormalization({momentum: 0.9, ...args});
+  tf.tidy(() => { layer.apply(tf.zeros(shape)); });
+  const size = shape.reduce((a, b) => a * b, 1);
+  return {layer, x: tf.variable(tf.tensor(values(size, 1, 2, 3), shape)), dy: tf.tensor(values(size, 2), shape)};
+}
+
+/** A training step as the benchmark times it: forward in training mode and the gradients for x and the trainable weights. */
+function trainingStep(layer: tf.layers.Layer, x: tf.Variable, dy: tf.Tensor): tf.Tensor[] {
+  return tf.grads(() => layer.apply(x, {training: true}) as tf.Tensor)([x, ...layer.trainableWeights.map(w => w.read())], dy);
+}
+
+const SAVED = 'Identity';  // tfjs copies each tensor a gradient saves with an Identity kernel
+
+describeEachPath('kernels per step', (_backend, path) => {
+  test.each([[[64, 64]], [[32, 8, 8, 32]]])('%j: training step and inference', async shape => {
+    const {layer, x, dy} = layerFor(shape, {});
+    const training = await kernelsOf(() => trainingStep(layer, x, dy));
+    const inference = await kernelsOf(() => layer.apply(x) as tf.Tensor);
+    if (path === 'fused') {
+      // Saved for the gradient: x, gamma and the variance output. Nothing else: no reshapes, fills or elementwise updates.
+      expect(training).toEqual([SAVED, SAVED, SAVED, BatchNormTrain, BatchNormTrainGrad]);
+      expect(inference).toEqual([BatchNormInfer]);
+    } else if (path === 'base') {
+      // The base interface: [channels]-shaped parameters (reshaped: a Reshape, its saved input, its gradient) and the updates in tf ops.
+      expect(training).toContain(BatchNormTrain);
+      expect(training).toContain(BatchNormTrainGrad);
+      expect(training).toContain('Multiply');
+      expect(inference).toContain(BatchNormInfer);
+    } else {
+      expect(training.filter(k => k.startsWith('TfjsBatchNorm'))).toEqual([]);
+    }
+    tf.dispose([x, dy]);
+    layer.dispose();
+  });
+
+  test('fused: scale and center false, renorm, ghost batches: every part inside the two kernels', async () => {
+    for (const [args, saved] of [[{scale: false, center: false}, 2], [{renorm: true, renormClipping: {rmax: 2, dmax: 1}}, 5],
+      [{virtualBatchSize: 8}, 3], [{renorm: true, virtualBatchSize: 16, renormClipping: {rmax: {from: 1, to: 3, endStep: 10}}}, 5]] as Array<[BatchNormArgs, number]>) {
+      const {layer, x, dy} = layerFor([32, 4, 4, 8], args);
+      const training = await kernelsOf(() => trainingStep(layer, x, dy));
+      if (path === 'fused') {
+        const scheduled = args.renormClipping?.rmax instanceof Object;
+        // With a clipping schedule, the bound's value comes from the step counter in scalar ops off the tape (a tf.customGrad,
+        // which the profile lists after its kernels as 'unnamed scope'), and the counter moves by one Add (another scope).
+        const bounds = scheduled ? ['Sub', 'RealDiv', 'ClipByValue', 'Multiply', 'Add', 'unnamed scope'] : [];
+        const counter = scheduled ? ['Add', 'unnamed scope'] : [];
+        expect({args, training}).toEqual({args, training: [...bounds, ...Array(saved).fill(SAVED), BatchNormTrain, ...counter, BatchNormTrainGrad]});
+      }
+      tf.dispose([x, dy]);
+      layer.dispose();
+    }
+  });
+}, ['cpu', 'wasm'], ['fused', 'base', 'composite']);
+
+describe('what has no gradient says so', () => {
+  beforeAll(() => tf.setBackend('cpu'));
+
+  test('the moving statistics as inputs of a training step: tfjs refuses, naming the input', () => {
+    const {layer, x} = layerFor([8, 3], {});
+    const moving = layer.weights[2].read();
+    expect(() => tf.grads(() => tf.sum(layer.apply(x, {training: true}) as tf.Tensor))([moving])).toThrow(/Cannot backprop through input movingMean/);
+    x.dispose();
+    layer.dispose();
+  });
+});
