@@ -3,7 +3,7 @@
  *
  * - the moving statistics (and renorm's) are bit for bit the float32 formula
  *   moving·momentum + batch·(1 − momentum) applied to the step's float32 batch statistics
- *   (support/reference.ts refMovingUpdateFloat32; reference_variants.ts refRenormUpdateFloat32), on
+ *   (support/reference.ts refMovingUpdateFloat32; reference_variants.ts refRenormUpdate in float32), on
  *   every path: inside the fused training kernel, in tf ops around the kernels' base interface, and
  *   in tf ops (composite);
  * - the kernels a step runs, which are deterministic (no timing here): on cpu and wasm a training
@@ -19,7 +19,7 @@ import {trainStep} from '../src/ops/train_step';
 import {checkCommon} from '../src/ops/validate';
 import {describeEachPath, PathName} from './support/backends';
 import {refMovingUpdateFloat32} from './support/reference';
-import {refRenormUpdateFloat32} from './support/reference_variants';
+import {refRenormUpdate} from './support/reference_variants';
 
 const EPSILON = 1e-3;
 
@@ -72,8 +72,8 @@ describeEachPath('moving statistics: bit for bit the float32 formula', (backend,
       expectBitwise(updated.movingMean.dataSync(), refMovingUpdateFloat32(movingMean.dataSync(), mean, 0.9), `${label} moving_mean`);
       expectBitwise(updated.movingVariance.dataSync(), refMovingUpdateFloat32(movingVariance.dataSync(), variance, 0.9), `${label} moving_variance`);
     } else {
-      const want = refRenormUpdateFloat32({movingMean: movingMean.dataSync(), movingStddev: movingStddev.dataSync(),
-        renormMean: renormMean.dataSync(), renormStddev: renormStddev.dataSync()}, mean, variance, 0.9, 0.7, EPSILON);
+      const want = refRenormUpdate({movingMean: movingMean.dataSync(), movingStddev: movingStddev.dataSync(),
+        renormMean: renormMean.dataSync(), renormStddev: renormStddev.dataSync()}, mean, variance, 0.9, 0.7, EPSILON, true);
       for (const key of ['movingMean', 'movingVariance', 'movingStddev', 'renormMean', 'renormStddev'] as const) {
         expectBitwise((updated[key] as tf.Tensor).dataSync(), want[key], `${label} ${key}`);
       }

@@ -60,7 +60,8 @@ export interface TargetCheck {
   met: boolean | null;
 }
 
-const fmtMs = (ms?: number) => (ms == null ? '–' : ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0));
+/** Milliseconds with three significant-ish digits (– when not measured). */
+export const fmtMs = (ms?: number) => (ms == null ? '–' : ms < 1 ? ms.toFixed(3) : ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0));
 const fmtMB = (bytes?: number) => (bytes == null ? '–' : (bytes / 2 ** 20).toFixed(1));
 const ratio = (a?: number, b?: number, digits = 1) => (a == null || b == null || b === 0 ? '–' : `${(a / b).toFixed(digits)}×`);
 
@@ -134,6 +135,27 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
     checks.push({target: `stretch: ${backend} training step ≤ 10 ms (4× the 2.6 ms C loop)`,
       measured: ms == null ? 'not measured' : `${fmtMs(ms)} ms (${(ms / 2.6).toFixed(1)}× the C loop)`, met: ms == null ? null : ms <= 10});
   }
+  return [...checks, ...smallSizeTargets(rows)];
+}
+
+/** The targets of issue 14, at the small shapes: kernels per step, and wasm speed at [64,64]. */
+function smallSizeTargets(rows: Row[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  for (const backend of ['cpu', 'wasm']) {
+    for (const [mode, most] of [['training', 10], ['inference', 2]] as Array<[Mode, number]>) {
+      const counts = ['small-dense', 'small-nhwc'].map(shape => find(rows, backend, shape, mode)?.ours.kernels);
+      const measured = counts.some(k => k == null) ? undefined : Math.max(...counts as number[]);
+      checks.push({target: `issue 14: ${backend} ≤ ${most} kernels per ${mode === 'training' ? 'training step' : 'inference'} at [64,64] and [32,8,8,32]`,
+        measured: measured == null ? 'not measured' : `${counts.join(' and ')} kernels`, met: measured == null ? null : measured <= most});
+    }
+  }
+  for (const [mode, atLeast] of [['training', 8], ['inference', 1.5]] as Array<[Mode, number]>) {
+    const row = find(rows, 'wasm', 'small-dense', mode);
+    const value = row?.stock.medianMs != null && row.ours.medianMs != null ? row.stock.medianMs / row.ours.medianMs : undefined;
+    checks.push({target: `issue 14: wasm ${mode} at [64,64] ≥ ${atLeast}× faster than stock`,
+      measured: value == null ? 'not measured' : `${value.toFixed(1)}× (stock ${fmtMs(row?.stock.medianMs)} ms, ours ${fmtMs(row?.ours.medianMs)} ms)`,
+      met: value == null ? null : value >= atLeast});
+  }
   return checks;
 }
 
@@ -171,7 +193,7 @@ export function writeResults(dir: string, machine: Machine, rows: Row[], checks:
   const simd = markdownSimdTable(rows);
   const md = ['# Benchmark results', '', markdownMachine(machine), '', markdownTable(rows), '', NOTES, '',
     ...(simd ? ['## What the SIMD WebAssembly loops buy (wasm backend, our layer)', '', simd, ''] : []),
-    '## Targets (issue 4, at [32,32,32,64])', '', markdownTargets(checks), ''].join('\n');
+    '## Targets (issue 4 at [32,32,32,64]; issue 14 at the small shapes)', '', markdownTargets(checks), ''].join('\n');
   writeFileSync(path.join(dir, 'results.md'), md);
 }
 

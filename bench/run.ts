@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     help: {type: 'boolean', default: false},
   }});
   if (values.help) {
-    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--suite layer,fold,variants] [--write]\n' +
+    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5,small-dense,small-nhwc] [--suite layer,fold,variants] [--write]\n' +
       '  --quick  one short round (a smoke run; numbers are rough)\n' +
       '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm;\n' +
       '           variants: training steps with renorm and ghost batches vs plain (default: all)\n' +
@@ -180,7 +180,7 @@ async function main(): Promise<void> {
   if (suites.includes('layer')) {
     console.log(`${markdownTable(rows)}\n`);
     for (const note of stockNotes(rows)) console.log(note);
-    console.log(`\nTargets (issue 4, at [32,32,32,64]):\n${markdownTargets(checks)}`);
+    console.log(`\nTargets (issue 4 at [32,32,32,64]; issue 14 at the small shapes):\n${markdownTargets(checks)}`);
     const simd = markdownSimdTable(rows);
     if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (wasm backend, our layer):\n${simd}`);
   }

@@ -7,6 +7,7 @@
 import {writeFileSync} from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
+import {fmtMs} from './report';
 import {median, Plan, timeInterleaved} from './timing';
 import {BenchShape, ContenderName, makeContender, makeInputs, trainingStep} from './workloads';
 
@@ -32,7 +33,6 @@ const TARGET = 1.5;
 const VARIANTS: Array<[keyof Pick<VariantRow, 'plain' | 'renorm' | 'ghost'>, ContenderName]> =
     [['plain', 'ours'], ['renorm', 'ours-renorm'], ['ghost', 'ours-ghost']];
 
-const fmtMs = (ms: number) => (ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0));
 
 /** Times a plain, a renorm and a ghost-batch training step on every shape, interleaved. */
 export async function benchVariants(backend: string, shapes: BenchShape[], plan: Plan): Promise<VariantRow[]> {
@@ -90,9 +90,10 @@ const NOTES = `One training step (forward in training mode with the moving-stati
 and beta, as in the main table) of this package's layer: *plain*; *renorm* with \`renorm: true\` and the paper's final
 clipping (rmax 3, rmin 1/3, dmax 5); *ghost* with 4 ghost batches per batch (\`virtualBatchSize\` = batch size / 4:
 8 for the batches of 32, 64 for the 256 dense rows, 2 for the rank-5 batch of 8). Timed interleaved in one process (tinybench medians), so the ratios hold under the same load.
-Both variants run on the existing op: renorm adds a statistics pass (the op once more, its output unused) and ~70
-small per-channel kernels; ghost batches of channels-last input add a transpose each way in the forward and backward
-passes. Where they miss the target, the fused kernels would need the support listed in the README.`;
+On cpu and wasm both run inside the two fused kernels, like the plain step: renorm's r and d are computed
+per channel between the statistics pass and the output pass, and its five updates with the moving statistics;
+ghost batches take their statistics per (sample mod k, channel) in the same passes, without transposes. A renorm
+step saves two more per-channel tensors for the gradient (r and d: two more Identity kernels).`;
 
 /** Writes bench/variant_results.json and bench/variant_results.md under `dir`, after `machine` (a Markdown paragraph). */
 export function writeVariantResults(dir: string, machine: string, machineJson: object, rows: VariantRow[]): void {

@@ -16,7 +16,7 @@ export interface BenchShape {
   axis: number;
 }
 
-/** The shapes of issue 4. The first is the one the targets are stated at. */
+/** The shapes of issue 4 (the first is the one its targets are stated at), and issue 14's small ones (a dense layer, a small conv batch). */
 export const SHAPES: BenchShape[] = [
   {id: 'nhwc', label: '[32,32,32,64] channels-last', shape: [32, 32, 32, 64], axis: -1},
   {id: 'nchw', label: '[32,64,32,32] channels-first', shape: [32, 64, 32, 32], axis: 1},

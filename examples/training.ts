@@ -28,12 +28,20 @@ export interface RunCurves {
   secondsPerEpoch: number;
 }
 
-/** Trains a compiled model as `spec` says and records its curves. */
-export async function trainRun(model: tf.LayersModel, spec: RunSpec, data: {train: Split, test: Split}, labelWidth = 28): Promise<RunCurves> {
-  const result: RunCurves = {batchLoss: [], testAccuracy: [[0, testAccuracy(model, data.test.xs, data.test.ys)]], finalLoss: NaN, secondsPerEpoch: 0};
+/** A run in progress: train it one epoch at a time with `epoch()`, then read `curves`. */
+export interface Run {
+  curves: RunCurves;
+  /** Trains the next epoch (a progress bar while it runs); returns its training time in seconds. */
+  epoch(): Promise<number>;
+}
+
+/** Starts a run of a compiled model as `spec` says (records the test accuracy before training). */
+export function startRun(model: tf.LayersModel, spec: RunSpec, data: {train: Split, test: Split}, labelWidth = 28): Run {
+  const curves: RunCurves = {batchLoss: [], testAccuracy: [[0, testAccuracy(model, data.test.xs, data.test.ys)]], finalLoss: NaN, secondsPerEpoch: 0};
   const tty = process.stdout.isTTY === true;
+  let epoch = 0;
   let trainingSeconds = 0;
-  for (let epoch = 0; epoch < spec.epochs; epoch++) {
+  const next = async (): Promise<number> => {
     const indices = spec.order(epoch);
     const batches = Math.ceil(indices.length / spec.batchSize);
     const bar = new SingleBar({
@@ -50,24 +58,34 @@ export async function trainRun(model: tf.LayersModel, spec: RunSpec, data: {trai
       batchSize: spec.batchSize, epochs: 1, shuffle: false, verbose: 0,
       callbacks: {onBatchEnd: async (batch, logs) => {
         const loss = logs?.loss ?? NaN;
-        result.batchLoss.push([epoch + (batch + 1) / batches, loss]);
+        curves.batchLoss.push([epoch + (batch + 1) / batches, loss]);
         bar.update(batch + 1, {loss: loss.toFixed(3)});
       }},
     });
-    trainingSeconds += (performance.now() - started) / 1000;
+    const seconds = (performance.now() - started) / 1000;
+    trainingSeconds += seconds;
     tf.dispose([order, xs, ys]);
-    result.finalLoss = history.history.loss[0] as number;
-    result.testAccuracy.push([epoch + 1, testAccuracy(model, data.test.xs, data.test.ys)]);
-    const accuracy = `${(100 * result.testAccuracy[epoch + 1][1]).toFixed(1)}%`;
-    bar.update(batches, {loss: result.finalLoss.toFixed(4), accuracy});
+    curves.finalLoss = history.history.loss[0] as number;
+    curves.testAccuracy.push([epoch + 1, testAccuracy(model, data.test.xs, data.test.ys)]);
+    const accuracy = `${(100 * curves.testAccuracy[epoch + 1][1]).toFixed(1)}%`;
+    bar.update(batches, {loss: curves.finalLoss.toFixed(4), accuracy});
     bar.stop();
     // Off a terminal the bar draws nothing; a plain line per epoch keeps logs readable.
     if (!tty) {
-      console.log(`${spec.label.padEnd(labelWidth)} epoch ${epoch + 1}/${spec.epochs}  loss ${result.finalLoss.toFixed(4)}  test accuracy ${accuracy}`);
+      console.log(`${spec.label.padEnd(labelWidth)} epoch ${epoch + 1}/${spec.epochs}  loss ${curves.finalLoss.toFixed(4)}  test accuracy ${accuracy}`);
     }
-  }
-  result.secondsPerEpoch = trainingSeconds / spec.epochs;
-  return result;
+    epoch++;
+    curves.secondsPerEpoch = trainingSeconds / epoch;
+    return seconds;
+  };
+  return {curves, epoch: next};
+}
+
+/** Trains a compiled model as `spec` says and records its curves. */
+export async function trainRun(model: tf.LayersModel, spec: RunSpec, data: {train: Split, test: Split}, labelWidth = 28): Promise<RunCurves> {
+  const run = startRun(model, spec, data, labelWidth);
+  for (let epoch = 0; epoch < spec.epochs; epoch++) await run.epoch();
+  return run.curves;
 }
 
 /** Prints a Markdown table: the first column left-aligned, the others right-aligned. */

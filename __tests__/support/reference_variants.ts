@@ -14,7 +14,7 @@
  *   renorm_mean ← ·m_r + μ·(1 − m_r), renorm_stddev ← ·m_r + σ_B·(1 − m_r),
  *   moving_mean ← ·m + μ·(1 − m), moving_stddev ← ·m + σ_B·(1 − m), moving_variance = max(moving_stddev² − ε, 0).
  */
-import {RefProblem, refChannelCount, refChannelOf, refMoments, refMovingUpdateFloat32, refTrainGrad} from './reference';
+import {RefProblem, refChannelCount, refChannelOf, refMoments, refTrainGrad} from './reference';
 
 /** Clipping bounds (null/absent: unbounded). */
 export interface RefClipping {
@@ -167,39 +167,27 @@ export function refVariantGrad(p: RefProblem, dy: ArrayLike<number>, r: ArrayLik
   return {dx, dgamma, dbeta};
 }
 
-/** The renorm state after a step with batch statistics (mean, variance), in float64. */
+/**
+ * The renorm state after a step with batch statistics (mean, variance): σ_B = √(variance + ε), each
+ * average old·m + value·(1 − m), moving_variance = max(moving_stddev'² − ε, 0); in float64, or with
+ * `float32` exactly as tfjs's float32 ops compute it (every operation rounded to float32, as
+ * reference.ts's refMovingUpdateFloat32).
+ */
 export function refRenormUpdate(state: RefRenormState, mean: ArrayLike<number>, variance: ArrayLike<number>,
-                                momentum: number, renormMomentum: number, epsilon: number): RefRenormState & {movingVariance: Float64Array} {
+                                momentum: number, renormMomentum: number, epsilon: number, float32 = false):
+    RefRenormState & {movingVariance: Float64Array} {
+  const round = float32 ? Math.fround : (v: number) => v;
   const n = mean.length;
-  const stddev = Float64Array.from({length: n}, (_, c) => Math.sqrt(variance[c] + epsilon));
-  const move = (old: ArrayLike<number>, value: ArrayLike<number>, m: number) => Float64Array.from({length: n}, (_, c) => old[c] * m + value[c] * (1 - m));
+  const e = round(epsilon);
+  const stddev = Float64Array.from({length: n}, (_, c) => round(Math.sqrt(round(round(variance[c]) + e))));
+  const move = (old: ArrayLike<number>, value: ArrayLike<number>, m: number) =>
+    Float64Array.from({length: n}, (_, c) => round(round(round(old[c]) * round(m)) + round(round(value[c]) * round(1 - m))));
   const movingStddev = move(state.movingStddev, stddev, momentum);
   return {
     renormMean: move(state.renormMean, mean, renormMomentum),
     renormStddev: move(state.renormStddev, stddev, renormMomentum),
     movingMean: move(state.movingMean, mean, momentum),
     movingStddev,
-    movingVariance: Float64Array.from(movingStddev, s => Math.max(s * s - epsilon, 0)),
-  };
-}
-
-/**
- * The renorm updates exactly as tfjs's float32 ops compute them from the float32 batch mean and
- * variance (each operation rounded to float32): σ_B = √(variance + ε), each average
- * fround(fround(old·m) + fround(value·(1 − m))) (reference.ts's refMovingUpdateFloat32), and
- * moving_variance = max(fround(moving_stddev'²) − ε, 0).
- */
-export function refRenormUpdateFloat32(state: RefRenormState, mean: ArrayLike<number>, variance: ArrayLike<number>,
-                                       momentum: number, renormMomentum: number, epsilon: number): RefRenormState & {movingVariance: Float32Array} {
-  const f = Math.fround;
-  const e = f(epsilon);
-  const stddev = Float32Array.from(variance, v => f(Math.sqrt(f(f(v) + e))));
-  const movingStddev = refMovingUpdateFloat32(state.movingStddev, stddev, momentum);
-  return {
-    renormMean: refMovingUpdateFloat32(state.renormMean, mean, renormMomentum),
-    renormStddev: refMovingUpdateFloat32(state.renormStddev, stddev, renormMomentum),
-    movingMean: refMovingUpdateFloat32(state.movingMean, mean, momentum),
-    movingStddev,
-    movingVariance: Float32Array.from(movingStddev, s => Math.max(f(f(s * s) - e), 0)),
+    movingVariance: Float64Array.from(movingStddev, s => Math.max(round(round(s * s) - e), 0)),
   };
 }
