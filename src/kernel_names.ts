@@ -87,9 +87,22 @@ export interface BatchNormTrainAttrs extends BatchNormExtendedAttrs {
   /** renorm: momentum of renormMean and renormStddev, with inputs renormMean, renormStddev and optional scalars rmin, rmax, dmax. */
   renormMomentum?: number;
 }
-/** The optional inputs of BatchNormTrain, by feature. */
-export const MOVING_INPUTS = ['movingMean', 'movingVariance', 'movingStddev'] as const;
-export const RENORM_INPUTS = ['renormMean', 'renormStddev', 'rmin', 'rmax', 'dmax'] as const;
+/** The inputs of BatchNormTrain, in the order the kernels read them. */
+export const BATCH_NORM_TRAIN_INPUTS = ['x', 'gamma', 'beta', 'movingMean', 'movingVariance', 'movingStddev', 'renormMean', 'renormStddev',
+  'rmin', 'rmax', 'dmax'] as const;
+
+/** The optional parts of a BatchNormTrain call, which decide its outputs. */
+export interface BatchNormTrainParts {
+  moving: boolean;
+  renorm: boolean;
+  ghosts: boolean;
+}
+
+/** BatchNormTrain's outputs, in order, for a call with these optional parts (see BatchNormTrain). */
+export function batchNormTrainOutputs({moving, renorm, ghosts}: BatchNormTrainParts): string[] {
+  return ['y', 'mean', 'variance', ...(moving ? ['movingMean', 'movingVariance'] : []), ...(renorm ? ['r', 'd'] : []),
+    ...(moving && renorm ? ['movingStddev', 'renormMean', 'renormStddev'] : []), ...(ghosts ? ['groupVariance'] : [])];
+}
 
 /**
  * Closed-form backward of BatchNormTrain: the gradients of Σ y·dy + Σ mean·dmean + Σ variance·dvariance.

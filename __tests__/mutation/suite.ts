@@ -12,3 +12,5 @@ import '../op_precision.test';
 import '../op_second_order.test';
 import '../op_special_values.test';
 import '../kernels_simd.test';
+import '../train_step.test';
+import '../variants.test';

@@ -12,9 +12,10 @@
  * and d between the statistics pass and the output pass, and ghost batches (groups.ts).
  */
 import type {KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
+import {BATCH_NORM_TRAIN_INPUTS, batchNormTrainOutputs} from '../kernel_names';
 import type {BatchNormExtendedAttrs, BatchNormKernelFeatures, BatchNormTrainAttrs} from '../kernel_names';
 import {channelLayout} from '../ops/channel_axes';
-import {batchStatistics, Correction, gradientCoefficients, movingAverage, RenormInputs, renormCorrection, stddevFloat32,
+import {batchStatistics, gradientCoefficients, movingAverage, RenormInputs, renormCorrection, stddevFloat32,
   trainCoefficients, varianceFromStddev} from './coefficients';
 import {groupGradientSums, groupMoments, Groups, groupsOf, groupValues} from './groups';
 import {Loops, normalizeChannels, oneBlock} from './loops';
@@ -55,67 +56,72 @@ function scalarOf(values: Float32Array | null): number | null {
   return values == null ? null : values[0];
 }
 
+/** The shape of each output a BatchNormTrain call can have (kernel_names.ts). */
+function trainOutputShapes(ins: Inputs, groups: Groups): Record<string, number[]> {
+  const perChannel = [groups.channels];
+  const shapeOf = (name: string, fallback: string) => (ins[name] ?? ins[fallback])?.shape ?? [];
+  return {y: (ins.x as TensorInfo).shape, mean: perChannel, variance: perChannel, r: perChannel, d: perChannel,
+    movingMean: shapeOf('movingMean', 'movingMean'), movingVariance: shapeOf('movingVariance', 'movingMean'),
+    movingStddev: shapeOf('movingStddev', 'movingStddev'), renormMean: shapeOf('renormMean', 'renormMean'),
+    renormStddev: shapeOf('renormStddev', 'renormStddev'), groupVariance: [groupValues(groups)]};
+}
+
 /**
  * Forward in training mode (inputs x, gamma?, beta?; with the moving update movingMean,
  * movingVariance or, with renorm, movingStddev; with renorm renormMean, renormStddev and the scalars
- * rmin?, rmax?, dmax?). Outputs as kernel_names.ts's BatchNormTrain says.
+ * rmin?, rmax?, dmax?). Outputs as kernel_names.ts's BatchNormTrain says: statistics pass, the
+ * per-channel step (r and d, scale and offset, the updates), output pass.
  */
 export function trainKernel(access: BufferAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
     const ins = inputs as Inputs;
     const a = attrs as unknown as BatchNormTrainAttrs;
-    const x = ins.x as TensorInfo;
-    const groups = groupsFor(x, a);
-    const perChannel = [groups.channels];
-    const renorm = ins.renormMean != null;
-    const moving = ins.movingMean != null;
-    const movingShape = ins.movingMean?.shape ?? [];
-    const outputShapes = [x.shape, perChannel, perChannel,
-      ...(moving ? [movingShape, ins.movingVariance?.shape ?? movingShape] : []), ...(renorm ? [perChannel, perChannel] : []),
-      ...(renorm && moving ? [ins.movingStddev, ins.renormMean, ins.renormStddev].map(t => (t as TensorInfo).shape) : []),
-      ...(groups.ghosts > 1 ? [[groupValues(groups)]] : [])];
-    const names = ['x', 'gamma', 'beta', 'movingMean', 'movingVariance', 'movingStddev', 'renormMean', 'renormStddev', 'rmin', 'rmax', 'dmax'];
+    const groups = groupsFor(ins.x as TensorInfo, a);
+    const parts = {moving: ins.movingMean != null, renorm: ins.renormMean != null, ghosts: groups.ghosts > 1};
+    const names = batchNormTrainOutputs(parts);
+    const shapes = trainOutputShapes(ins, groups);
     const loops = access.loops(backend, groupValues(groups));
-    return access.run(backend, names.map(n => ins[n]), outputShapes, (views, outs) => {
-      const [xs, gamma, beta, movingMean, movingVariance, movingStddev, renormMean, renormStddev, rmin, rmax, dmax] = views;
-      const [y, mean, variance, ...rest] = outs;
-      const moments = groupMoments(loops, xs as Float32Array, groups);
+    return access.run(backend, BATCH_NORM_TRAIN_INPUTS.map(n => ins[n]), names.map(n => shapes[n]), (views, outs) => {
+      const v = Object.fromEntries(BATCH_NORM_TRAIN_INPUTS.map((n, i) => [n, views[i]]));
+      const out = Object.fromEntries(names.map((n, i) => [n, outs[i]]));
+      const x = v.x as Float32Array;
+      const moments = groupMoments(loops, x, groups);
       const batch = batchStatistics(moments, groups);
-      mean.set(batch.mean);
-      variance.set(batch.variance);
-      const correction = renorm ? renormCorrection(batch.mean, batch.variance, {renormMean, renormStddev, rmin: scalarOf(rmin),
-        rmax: scalarOf(rmax), dmax: scalarOf(dmax)} as RenormInputs, a.epsilon) : null;
-      const {scale, offset} = trainCoefficients(moments.variance, groups, gamma, beta, a.epsilon, correction);
-      normalizeChannels(loops, xs as Float32Array, y, groups.blocks, moments.mean, scale, offset);
-      if (groups.ghosts > 1) (rest.pop() as Float32Array).set(moments.variance);
-      const updates = rest.slice(moving ? 2 : 0);
-      if (moving) {
-        const [newMean, newVariance] = rest;
-        movingAverage(movingMean as Float32Array, mean, a.momentum as number, newMean);
-        if (!renorm) movingAverage(movingVariance as Float32Array, variance, a.momentum as number, newVariance);
+      out.mean.set(batch.mean);
+      out.variance.set(batch.variance);
+      out.groupVariance?.set(moments.variance);
+      const correction = parts.renorm ? renormCorrection(batch.mean, batch.variance, {renormMean: v.renormMean, renormStddev: v.renormStddev,
+        rmin: scalarOf(v.rmin), rmax: scalarOf(v.rmax), dmax: scalarOf(v.dmax)} as RenormInputs, a.epsilon) : null;
+      const {scale, offset} = trainCoefficients(moments.variance, groups, v.gamma, v.beta, a.epsilon, correction);
+      normalizeChannels(loops, x, out.y, groups.blocks, moments.mean, scale, offset);
+      if (correction != null) {
+        out.r.set(correction.r);
+        out.d.set(correction.d);
       }
-      if (correction != null) writeRenorm(correction, updates, {mean, variance, movingStddev, renormMean, renormStddev,
-        newVariance: rest[1]}, a);
+      if (parts.moving) writeUpdates(v as Record<string, Float32Array>, out, a);
     });
   };
 }
 
 /**
- * Renorm's outputs: r and d; with the moving update also movingStddev', renormMean', renormStddev'
- * and movingVariance' = max(movingStddev'² − ε, 0), as renorm.ts's tf ops computed them.
+ * The updated statistics, from the float32 mean and variance outputs, as the tf ops of
+ * ops/renorm_ops.ts compute them: moving mean and variance toward them; with renorm, renorm mean
+ * and stddev (renormMomentum) and moving stddev toward them and σ_B, and the moving variance from
+ * the new moving stddev.
  */
-function writeRenorm({r, d}: Correction, outs: Float32Array[], s: {mean: Float32Array; variance: Float32Array;
-    movingStddev: Float32Array | null; renormMean: Float32Array | null; renormStddev: Float32Array | null; newVariance?: Float32Array},
-                     {epsilon, momentum, renormMomentum}: BatchNormTrainAttrs): void {
-  const [rOut, dOut, newMovingStddev, newRenormMean, newRenormStddev] = outs;
-  rOut.set(r);
-  dOut.set(d);
-  if (newMovingStddev == null) return;
-  const stddev = stddevFloat32(s.variance, epsilon);
-  movingAverage(s.renormMean as Float32Array, s.mean, renormMomentum as number, newRenormMean);
-  movingAverage(s.renormStddev as Float32Array, stddev, renormMomentum as number, newRenormStddev);
-  movingAverage(s.movingStddev as Float32Array, stddev, momentum as number, newMovingStddev);
-  varianceFromStddev(newMovingStddev, epsilon, s.newVariance as Float32Array);
+function writeUpdates(v: Record<string, Float32Array>, out: Record<string, Float32Array>,
+                      {epsilon, momentum, renormMomentum}: BatchNormTrainAttrs): void {
+  const m = momentum as number;
+  movingAverage(v.movingMean, out.mean, m, out.movingMean);
+  if (out.renormMean == null) {
+    movingAverage(v.movingVariance, out.variance, m, out.movingVariance);
+    return;
+  }
+  const stddev = stddevFloat32(out.variance, epsilon);
+  movingAverage(v.renormMean, out.mean, renormMomentum as number, out.renormMean);
+  movingAverage(v.renormStddev, stddev, renormMomentum as number, out.renormStddev);
+  movingAverage(v.movingStddev, stddev, m, out.movingStddev);
+  varianceFromStddev(out.movingStddev, epsilon, out.movingVariance);
 }
 
 /**

@@ -16,7 +16,7 @@
  */
 import {NamedAttrMap, ones, reshape, scalar, Tensor, Tensor1D, TensorContainerObject, tidy, zeros} from '@tensorflow/tfjs-core';
 import {runKernelSaving, SaveLists} from '../gradients/saved';
-import {BatchNormTrain, BatchNormTrainAttrs} from '../kernel_names';
+import {BatchNormTrain, BatchNormTrainAttrs, batchNormTrainOutputs} from '../kernel_names';
 import {batchNormTrainComposite} from './batch_norm_composite';
 import {FeatureMode, implementationFor, situationOf} from './dispatch';
 import {fromView, ghostView, meanOverGhosts, perGhost, StatisticsView} from './ghost_view';
@@ -78,13 +78,11 @@ export function trainStep(args: CheckedArgs, gamma: Tensor | null, beta: Tensor 
 
 /**
  * What BatchNormTrain's gradient needs saved: x, gamma; the variance output, or with ghost batches
- * the per-group variances (the last output); r and d (after the moving outputs).
+ * the per-group variances; r and d with renorm.
  */
-function trainSaves(moving: boolean, renorm: boolean, ghosts: number): SaveLists {
-  const r = moving ? 5 : 3;
-  const count = r + (renorm ? 2 + (moving ? 3 : 0) : 0);
-  const variance: [string, number] = ghosts > 1 ? ['groupVariance', count] : ['variance', 2];
-  return {inputs: ['x', 'gamma'], outputs: [variance, ...(renorm ? [['r', r], ['d', r + 1]] as Array<[string, number]> : [])]};
+function trainSaves(outputs: string[]): SaveLists {
+  const wanted = [outputs.includes('groupVariance') ? 'groupVariance' : 'variance', ...(outputs.includes('r') ? ['r', 'd'] : [])];
+  return {inputs: ['x', 'gamma'], outputs: wanted.map(name => [name, outputs.indexOf(name)] as [string, number])};
 }
 
 /** gamma and beta as the fused training kernel takes them: as given where it declares flexibleParams, else [channels] with fills. */
@@ -123,14 +121,12 @@ function fusedStep(args: CheckedArgs, gamma: Tensor | null, beta: Tensor | null,
   const attrs: BatchNormTrainAttrs = {axis: args.axes, epsilon: args.epsilon,
     ...(params.paramShape == null ? {} : {paramShape: params.paramShape}), ...(ghosts > 1 ? {ghosts} : {}),
     ...(moving == null ? {} : {momentum: moving.momentum}), ...(renorm == null ? {} : {renormMomentum: renorm.renormMomentum})};
-  const [y, mean, variance, ...rest] = runKernelSaving(BatchNormTrain, inputs, attrs as unknown as NamedAttrMap, trainSaves(moving != null, renorm != null, ghosts));
-  let updated: UpdatedStatistics | null = null;
-  if (moving != null) {
-    const [movingMean, movingVariance] = rest;
-    const renormOutputs = renorm == null ? {} : {movingStddev: rest[4], renormMean: rest[5], renormStddev: rest[6]};
-    updated = {movingMean, movingVariance, ...renormOutputs};
-  }
-  return {y, mean: mean as Tensor1D, variance: variance as Tensor1D, updated};
+  const names = batchNormTrainOutputs({moving: moving != null, renorm: renorm != null, ghosts: ghosts > 1});
+  const outputs = runKernelSaving(BatchNormTrain, inputs, attrs as unknown as NamedAttrMap, trainSaves(names));
+  const out = Object.fromEntries(names.map((name, i) => [name, outputs[i]]));
+  const updated = moving == null ? null : {movingMean: out.movingMean, movingVariance: out.movingVariance,
+    ...(renorm == null ? {} : {movingStddev: out.movingStddev, renormMean: out.renormMean, renormStddev: out.renormStddev})};
+  return {y: out.y, mean: out.mean as Tensor1D, variance: out.variance as Tensor1D, updated};
 }
 
 /**
