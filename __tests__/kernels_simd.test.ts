@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {batchNormInfer, batchNormTrain} from '../src';
+import {jsLoops} from '../src/kernels/loops';
 import {SIMD_FLAG, simdLoopsAvailable} from '../src/kernels/simd';
 import {expectClose, goldenTolerance, loadGoldenCases, maxRelativeError} from './support/golden';
 
@@ -74,5 +75,42 @@ describe('SIMD WebAssembly loops [wasm]', () => {
     const simd = run(true, shape, axis, x, dy, gamma, beta);
     const js = run(false, shape, axis, x, dy, gamma, beta);
     simd.forEach((values, i) => expect(maxRelativeError(values, js[i])).toBeLessThanOrEqual(1e-6));
+  });
+
+  /** Counts the calls each JS loop gets while f runs. */
+  function jsLoopCalls(f: () => void): Record<string, number> {
+    const names = ['momentSums', 'affine', 'gradientSums', 'gradientApply'] as const;
+    const spies = names.map(name => jest.spyOn(jsLoops, name));
+    try {
+      f();
+      return Object.fromEntries(names.map((name, i) => [name, spies[i].mock.calls.length]));
+    } finally {
+      spies.forEach(spy => spy.mockRestore());
+    }
+  }
+
+  test.each([[[6, 5], -1], [[3, 4, 6], 1]])('shape %j axis %d: every pass runs the SIMD loops; with the flag off, the JS loops', (shape, axis) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const channels = shape[axis < 0 ? axis + shape.length : axis];
+    const values = Array.from({length: size}, (_, i) => Math.sin(i));
+    const ones = Array(channels).fill(1);
+    const none = {momentSums: 0, affine: 0, gradientSums: 0, gradientApply: 0};
+    expect(jsLoopCalls(() => run(true, shape, axis, values, values, ones, ones))).toEqual(none);
+    // run() does two training forwards, one gradient and one inference.
+    expect(jsLoopCalls(() => run(false, shape, axis, values, values, ones, ones))).toEqual({momentSums: 2, affine: 3, gradientSums: 1, gradientApply: 1});
+  });
+
+  test('the scratch block grows with the channel count (3, then 300, then 3 channels): SIMD throughout, results as the JS loops', () => {
+    for (const channels of [3, 300, 3]) {
+      const shape = [5, channels];
+      const x = Array.from({length: 5 * channels}, (_, i) => 10 + Math.cos(i * 1.3));
+      const gamma = Array.from({length: channels}, (_, c) => 1 + c / channels);
+      let simd: Float32Array[] = [];
+      expect(jsLoopCalls(() => {
+        simd = run(true, shape, -1, x, x, gamma, gamma) as Float32Array[];
+      })).toEqual({momentSums: 0, affine: 0, gradientSums: 0, gradientApply: 0});
+      const js = run(false, shape, -1, x, x, gamma, gamma);
+      simd.forEach((values, i) => expect(maxRelativeError(values, js[i])).toBeLessThanOrEqual(1e-6));
+    }
   });
 });
