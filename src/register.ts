@@ -7,10 +7,12 @@ import {batchNormInferGradConfig} from './gradients/batch_norm_infer_grad';
 import {batchNormTrainGradConfig} from './gradients/batch_norm_train_grad';
 import {cpuKernels} from './kernels/cpu';
 import {wasmKernels} from './kernels/wasm';
+import {webglKernels} from './kernels/webgl';
+import {webgpuKernels} from './kernels/webgpu';
 
-const kernels: KernelConfig[] = [...cpuKernels, ...wasmKernels];
+const kernels: KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webglKernels, ...webgpuKernels];
 
-/** Registers the fused cpu/wasm kernels and the gradients (safe to call more than once). */
+/** Registers the fused cpu/wasm/webgl/webgpu kernels and the gradients (safe to call more than once). */
 export function registerBatchNorm(): void {
   for (const config of kernels) {
     if (getKernel(config.kernelName, config.backendName) == null) registerKernel(config);

@@ -1,0 +1,148 @@
+/**
+ * The three fused kernels on GPU backends (webgl, webgpu), written once as a sequence of passes;
+ * each backend supplies the shader program of every pass (webgl/programs.ts in GLSL,
+ * webgpu/programs.ts in WGSL) and the way to run it (`GpuAccess`). The arithmetic is described in
+ * gpu_plan.ts.
+ *
+ *   BatchNormTrain      momentPartials → momentMerge → normalize (y), pick (mean), pick (variance)
+ *   BatchNormTrainGrad  gradientPartials → gradientMerge → gradientApply (dx), pick (dγ), pick (dβ)
+ *   BatchNormInfer      infer (y)
+ *
+ * x and dy are read twice in training (the partial pass and the elementwise pass); every other
+ * pass touches per-lane or per-channel data only.
+ */
+import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
+import {BatchNormAttrs, BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../kernel_names';
+import {channelLayout} from '../ops/channel_axes';
+import {LaneLimits, LanePlan, lanePlan} from './gpu_plan';
+
+/** Per-channel values the moment merge leaves, in this order: (mean − s, variance, scale, β). */
+export const MOMENT_STATS = 4;
+/** Per-channel values the gradient merge leaves: (a, b, k, mean − s, dγ, dβ), dx = a·dy + b·(x − mean) + k. */
+export const GRADIENT_STATS = 6;
+
+/** One pass of a kernel; each backend turns it into a shader program. */
+export type Pass =
+  /** Per lane: (mean of x − s, biased variance). Inputs: x. */
+  | {kind: 'momentPartials'; plan: LanePlan}
+  /** Per channel: MOMENT_STATS values. Inputs: partials, gamma, beta. */
+  | {kind: 'momentMerge'; plan: LanePlan; epsilon: number}
+  /** y = ((x − s) − (mean − s))·scale + β. Inputs: x, stats. */
+  | {kind: 'normalize'; plan: LanePlan}
+  /** Per lane: (mean of x − s, mean of dy, mean of dy·(x − lane mean)). Inputs: dy, x. */
+  | {kind: 'gradientPartials'; plan: LanePlan}
+  /** Per channel: GRADIENT_STATS values. Inputs: partials, gamma, variance, dmean, dvariance. */
+  | {kind: 'gradientMerge'; plan: LanePlan; epsilon: number}
+  /** dx = a·dy + b·((x − s) − (mean − s)) + k. Inputs: dy, x, stats. */
+  | {kind: 'gradientApply'; plan: LanePlan}
+  /** out[c] = stats[c·width + column] (+ s when addShift). Inputs: stats (and x when addShift). */
+  | {kind: 'pick'; plan: LanePlan; width: number; column: number; addShift: boolean}
+  /** y = (x − mean)·γ/√(variance + ε) + β with given statistics. Inputs: x, mean, variance, gamma, beta. */
+  | {kind: 'infer'; plan: LanePlan; epsilon: number};
+
+/** What the kernels need from a GPU backend. `backend` is the backend object the kernel was given. */
+export interface GpuAccess {
+  /** How this backend splits the reductions (gpu_plan.ts). */
+  limits: LaneLimits;
+  /**
+   * x or dy as every pass reads it: a flat [size] view of the same data (on webgl also unpacked,
+   * once, instead of once per pass). `release` frees what the view allocated, if anything.
+   */
+  input(backend: unknown, t: TensorInfo): {view: TensorInfo; release(): void};
+  /** Runs one pass; the result is a new tensor of the backend's (flat or pass-specific) shape. */
+  run(backend: unknown, pass: Pass, inputs: TensorInfo[]): TensorInfo;
+  /** Frees an intermediate result of `run`. */
+  dispose(backend: unknown, t: TensorInfo): void;
+}
+
+function attrsOf(attrs: unknown): BatchNormAttrs {
+  return attrs as BatchNormAttrs;
+}
+
+function withShape(t: TensorInfo, shape: number[]): TensorInfo {
+  return {dataId: t.dataId, shape, dtype: t.dtype};
+}
+
+/**
+ * Runs `body` with flat views of the full-size inputs, a list for intermediates (`temp`) and one
+ * for outputs (`out`); frees the views and intermediates whatever happens, and the outputs too if
+ * `body` throws, so no texture or buffer outlives a kernel.
+ */
+function withViews(access: GpuAccess, backend: unknown, fullSize: TensorInfo[],
+                   body: (views: TensorInfo[], temp: (t: TensorInfo) => TensorInfo, out: (t: TensorInfo) => TensorInfo) => TensorInfo[]): TensorInfo[] {
+  const held: Array<{view: TensorInfo; release(): void}> = [];
+  const temps: TensorInfo[] = [];
+  const outs: TensorInfo[] = [];
+  const keep = (list: TensorInfo[]) => (t: TensorInfo) => { list.push(t); return t; };
+  let ok = false;
+  try {
+    for (const t of fullSize) held.push(access.input(backend, t));
+    const result = body(held.map(h => h.view), keep(temps), keep(outs));
+    ok = true;
+    return result;
+  } finally {
+    for (const t of ok ? temps : [...temps, ...outs]) access.dispose(backend, t);
+    for (const h of held) h.release();
+  }
+}
+
+/** Training-mode forward (inputs x, gamma, beta; outputs y, mean, variance) on a GPU backend. */
+export function gpuTrainKernel(access: GpuAccess): KernelFunc {
+  return ({inputs, backend, attrs}) => {
+    const {x, gamma, beta} = inputs as {x: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
+    const {axis, epsilon} = attrsOf(attrs);
+    const plan = lanePlan(channelLayout(x.shape, axis), access.limits);
+    return withViews(access, backend, [x], ([xs], temp, out) => {
+      const partials = temp(access.run(backend, {kind: 'momentPartials', plan}, [xs]));
+      const stats = temp(access.run(backend, {kind: 'momentMerge', plan, epsilon}, [partials, gamma, beta]));
+      const y = out(access.run(backend, {kind: 'normalize', plan}, [xs, stats]));
+      const pick = (column: number, addShift: boolean) =>
+        out(access.run(backend, {kind: 'pick', plan, width: MOMENT_STATS, column, addShift}, addShift ? [stats, xs] : [stats]));
+      return [withShape(y, x.shape), pick(0, true), pick(1, false)];
+    });
+  };
+}
+
+/**
+ * Closed-form backward (inputs dy, x, gamma, variance, dmean, dvariance; outputs dx, dgamma, dbeta),
+ * the same formula as fused.ts: dx = a·dy + b·(x − mean) + k per channel, with the batch mean
+ * recomputed from x and the given variance.
+ */
+export function gpuTrainGradKernel(access: GpuAccess): KernelFunc {
+  return ({inputs, backend, attrs}) => {
+    const {dy, x, gamma, variance, dmean, dvariance} =
+        inputs as {dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; variance: TensorInfo; dmean: TensorInfo; dvariance: TensorInfo};
+    const {axis, epsilon} = attrsOf(attrs);
+    const plan = lanePlan(channelLayout(x.shape, axis), access.limits);
+    return withViews(access, backend, [dy, x], ([dys, xs], temp, out) => {
+      const partials = temp(access.run(backend, {kind: 'gradientPartials', plan}, [dys, xs]));
+      const stats = temp(access.run(backend, {kind: 'gradientMerge', plan, epsilon}, [partials, gamma, variance, dmean, dvariance]));
+      const dx = out(access.run(backend, {kind: 'gradientApply', plan}, [dys, xs, stats]));
+      const pick = (column: number) =>
+        out(access.run(backend, {kind: 'pick', plan, width: GRADIENT_STATS, column, addShift: false}, [stats]));
+      return [withShape(dx, x.shape), pick(4), pick(5)];
+    });
+  };
+}
+
+/** Inference-mode forward (inputs x, mean, variance, gamma, beta; output y): one pass. */
+export function gpuInferKernel(access: GpuAccess): KernelFunc {
+  return ({inputs, backend, attrs}) => {
+    const {x, mean, variance, gamma, beta} =
+        inputs as {x: TensorInfo; mean: TensorInfo; variance: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
+    const {axis, epsilon} = attrsOf(attrs);
+    const plan = lanePlan(channelLayout(x.shape, axis), access.limits);
+    const [y] = withViews(access, backend, [x], ([xs]) =>
+      [access.run(backend, {kind: 'infer', plan, epsilon}, [xs, mean, variance, gamma, beta])]);
+    return withShape(y, x.shape);
+  };
+}
+
+/** The three kernel configs for a GPU backend. */
+export function gpuKernelConfigs(backendName: string, access: GpuAccess): KernelConfig[] {
+  return [
+    {kernelName: BatchNormTrain, backendName, kernelFunc: gpuTrainKernel(access)},
+    {kernelName: BatchNormTrainGrad, backendName, kernelFunc: gpuTrainGradKernel(access)},
+    {kernelName: BatchNormInfer, backendName, kernelFunc: gpuInferKernel(access)},
+  ];
+}
