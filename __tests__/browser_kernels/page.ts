@@ -10,25 +10,9 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
-import {batchNormalization, batchNormInfer, batchNormTrain} from '../../src';
+import {BATCH_NORM_TRAIN_GRAD_KERNEL, batchNormalization, batchNormInfer, batchNormTrain} from '../../src';
 import {simdLoopsAvailable} from '../../src/kernels/simd';
-
-/** One problem, as plain arrays (row-major). Null gamma/beta: scale 1 / offset 0. */
-export interface Problem {
-  shape: number[];
-  axis: number | number[];
-  epsilon: number;
-  x: number[];
-  /** Upstream gradient of y (the loss is Σy·dy + Σmean·dmean + Σvariance·dvariance). */
-  dy: number[];
-  gamma: number[] | null;
-  beta: number[] | null;
-  dmean: number[] | null;
-  dvariance: number[] | null;
-  /** Statistics for inference mode. */
-  movingMean: number[];
-  movingVariance: number[];
-}
+import {BrowserProblem as Problem, fromJson, toJson} from '../support/problems';
 
 /** What a backend computed for a problem. */
 export interface ProblemResult {
@@ -37,7 +21,7 @@ export interface ProblemResult {
   /** Gradients of the training-mode loss for x, gamma, beta (gamma/beta empty when null). */
   trainGrads: {dx: number[]; dgamma: number[]; dbeta: number[]};
   inferY: number[];
-  /** Gradients of Σ y_infer·dy for x, mean, variance, gamma, beta. */
+  /** Gradients of Σ y_infer·dy for x, mean, variance, gamma, beta (all empty unless inferGradients). */
   inferGrads: {dx: number[]; dmean: number[]; dvariance: number[]; dgamma: number[]; dbeta: number[]};
   /** Names of the kernels each part ran (tf.profile). */
   kernels: {train: string[]; trainGrads: string[]; infer: string[]};
@@ -53,11 +37,13 @@ export interface MemorySnapshot {
 
 /** A half-float check: the input as the GPU holds it, and the layers' training-mode outputs. */
 export interface HalfFloatResult {
-  /** x read back from the GPU (rounded to float16 by the upload). */
+  /** x and dy read back from the GPU (rounded to float16 by the upload). */
   x: number[];
+  dy: number[];
   ours: {y: number[]; dx: number[]; mean: number[]; variance: number[]};
   stock: {y: number[]};
-  floatPrecision: number;
+  /** Whether tfjs-backend-webgl used half-float textures. */
+  halfFloat: boolean;
 }
 
 /** How the wasm backend runs in this page. */
@@ -72,8 +58,13 @@ export interface KernelLab {
   mode: string;
   backends(): string[];
   run(problem: Problem, backend: string): Promise<ProblemResult>;
-  /** Runs a problem three times and returns tf.memory() after the first and after the third run. */
-  memory(problem: Problem, backend: string): Promise<{before: MemorySnapshot; after: MemorySnapshot}>;
+  /** run() with the problem and the result as toJson text (fast to move in and out of the page). */
+  runJson(problem: string, backend: string): Promise<string>;
+  /**
+   * Runs a problem three times and returns tf.memory() after the first and after the third run, and
+   * while a small tensor lives on the backend (to show the GPU byte counter counts).
+   */
+  memory(problem: Problem, backend: string): Promise<{before: MemorySnapshot; after: MemorySnapshot; holding: MemorySnapshot}>;
   halfFloat(shape: number[], center: number, spread: number, seed: number): Promise<HalfFloatResult>;
   wasmInfo(): Promise<WasmInfo>;
   /** Kernels run by the layer's training step (forward, moving statistics, gradients) and inference. */
@@ -101,8 +92,30 @@ async function arrays(ts: Array<tf.Tensor | null>): Promise<number[][]> {
   return Promise.all(ts.map(async t => (t == null ? [] : Array.from(await t.data()))));
 }
 
-function names(profile: tf.ProfileInfo): string[] {
+function names(profile: {kernels: Array<{name: string}>}): string[] {
   return profile.kernels.map(k => k.name);
+}
+
+/** The training-mode loss Σy·dy + Σmean·dmean + Σvariance·dvariance, through the op and tfjs's tape. */
+function trainingLoss(p: Problem, dy: tf.Tensor, dmean: tf.Tensor | null, dvariance: tf.Tensor | null) {
+  return (x: tf.Tensor, gamma: tf.Tensor | null, beta: tf.Tensor | null) => {
+    const r = batchNormTrain(x, gamma, beta, {axis: p.axis, epsilon: p.epsilon});
+    let total = tf.sum(tf.mul(r.y, dy));
+    if (dmean != null) total = tf.add(total, tf.sum(tf.mul(r.mean, dmean)));
+    if (dvariance != null) total = tf.add(total, tf.sum(tf.mul(r.variance, dvariance)));
+    return total;
+  };
+}
+
+/** Differentiates f(x, gamma?, beta?, …) for the tensors that are not null; returns one gradient per argument (null where none). */
+function gradsFor(f: (...args: Array<tf.Tensor | null>) => tf.Tensor, args: Array<tf.Tensor | null>): Array<tf.Tensor | null> {
+  const given = args.filter((t): t is tf.Tensor => t != null);
+  const grads = tf.grads((...ts: tf.Tensor[]) => {
+    let next = 0;
+    return f(...args.map(a => (a == null ? null : ts[next++])));
+  })(given);
+  let next = 0;
+  return args.map(a => (a == null ? null : grads[next++]));
 }
 
 async function run(p: Problem, backend: string): Promise<ProblemResult> {
@@ -117,55 +130,53 @@ async function run(p: Problem, backend: string): Promise<ProblemResult> {
   const dvariance = perChannel(p.dvariance);
   const movingMean = tf.tensor1d(p.movingMean);
   const movingVariance = tf.tensor1d(p.movingVariance);
-  const held: tf.Tensor[] = [];
+  const held: Array<tf.Tensor | null> = [x, dy, gamma, beta, dmean, dvariance, movingMean, movingVariance];
+  const keep = <T extends tf.Tensor | null>(t: T): T => { held.push(t); return t; };
   try {
-    const trainProfile = await tf.profile(() => {
+    // tf.profile reuses one ProfileInfo object: take the names before the next profile.
+    let profile = await tf.profile(() => {
       const r = batchNormTrain(x, gamma, beta, opts);
       return [r.y, r.mean, r.variance];
     });
-    // tf.profile reuses one ProfileInfo object: take what is needed before the next profile.
-    const trainKernels = names(trainProfile);
-    const trainOut = trainProfile.result as tf.Tensor[];
-    held.push(...trainOut);
-    // The training loss as a function of the tensors being differentiated (gamma/beta when given).
-    const loss = (xs: tf.Tensor, g: tf.Tensor | null, b: tf.Tensor | null) => {
-      const r = batchNormTrain(xs, g, b, opts);
-      let total = tf.sum(tf.mul(r.y, dy));
-      if (dmean != null) total = tf.add(total, tf.sum(tf.mul(r.mean, dmean)));
-      if (dvariance != null) total = tf.add(total, tf.sum(tf.mul(r.variance, dvariance)));
-      return total;
-    };
-    const wrt = [x, ...(gamma == null ? [] : [gamma]), ...(beta == null ? [] : [beta])];
-    const gradProfile = await tf.profile(() => tf.grads((...args: tf.Tensor[]) =>
-      loss(args[0], gamma == null ? null : args[1], beta == null ? null : args[gamma == null ? 1 : 2]))(wrt));
-    const gradKernels = names(gradProfile);
-    const grads = gradProfile.result as tf.Tensor[];
-    held.push(...grads);
-    const inferProfile = await tf.profile(() => batchNormInfer(x, movingMean, movingVariance, gamma, beta, opts));
-    const inferKernels = names(inferProfile);
-    const inferY = inferProfile.result as tf.Tensor;
-    held.push(inferY);
-    const inferWrt = [x, movingMean, movingVariance, ...(gamma == null ? [] : [gamma]), ...(beta == null ? [] : [beta])];
-    const inferGrads = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(batchNormInfer(args[0], args[1], args[2],
-      gamma == null ? null : args[3], beta == null ? null : args[gamma == null ? 3 : 4], opts), dy)))(inferWrt);
-    held.push(...inferGrads);
-    const [y, mean, variance, dx, ...rest] = await arrays([...trainOut, ...grads]);
-    const dgamma = gamma == null ? [] : rest[0];
-    const dbeta = beta == null ? [] : rest[gamma == null ? 0 : 1];
-    const [iy, idx, idm, idv, ...irest] = await arrays([inferY, ...inferGrads]);
+    const trainKernels = names(profile);
+    const [y, mean, variance] = (profile.result as tf.Tensor[]).map(keep);
+    profile = await tf.profile(() => {
+      if (p.gradients === 'tape') {
+        const loss = trainingLoss(p, dy, dmean, dvariance);
+        return gradsFor((...a) => loss(a[0]!, a[1], a[2]), [x, gamma, beta]).map(g => g ?? tf.zeros([0]));
+      }
+      // The gradient kernel itself, with the gradients of the mean and variance outputs (zeros when absent).
+      const zeros = () => tf.zerosLike(mean);
+      return tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD_KERNEL, {dy, x, gamma: gamma ?? tf.onesLike(mean), variance,
+        dmean: dmean ?? zeros(), dvariance: dvariance ?? zeros()}, {axis: normalizedAxes(p), epsilon: p.epsilon}) as tf.Tensor[];
+    });
+    const gradKernels = names(profile);
+    const [dx, dgamma, dbeta] = (profile.result as Array<tf.Tensor | null>).map(keep);
+    profile = await tf.profile(() => batchNormInfer(x, movingMean, movingVariance, gamma, beta, opts));
+    const inferKernels = names(profile);
+    const inferY = keep(profile.result as tf.Tensor);
+    const inferGrads = (p.inferGradients ?
+      gradsFor((...a) => tf.sum(tf.mul(batchNormInfer(a[0]!, a[1]!, a[2]!, a[3], a[4], opts), dy)),
+          [x, movingMean, movingVariance, gamma, beta]) : []).map(keep);
+    const [ys, means, variances, dxs, dgammas, dbetas, inferYs, ...inferGradients] =
+        await arrays([y, mean, variance, dx, gamma == null ? null : dgamma, beta == null ? null : dbeta, inferY, ...inferGrads]);
+    const [idx = [], idm = [], idv = [], idg = [], idb = []] = inferGradients;
     return {
       backend: tf.getBackend(),
-      train: {y, mean, variance},
-      trainGrads: {dx, dgamma, dbeta},
-      inferY: iy,
-      inferGrads: {dx: idx, dmean: idm, dvariance: idv, dgamma: gamma == null ? [] : irest[0],
-        dbeta: beta == null ? [] : irest[gamma == null ? 0 : 1]},
+      train: {y: ys, mean: means, variance: variances},
+      trainGrads: {dx: dxs, dgamma: dgammas, dbeta: dbetas},
+      inferY: inferYs,
+      inferGrads: {dx: idx, dmean: idm, dvariance: idv, dgamma: idg, dbeta: idb},
       kernels: {train: trainKernels, trainGrads: gradKernels, infer: inferKernels},
     };
   } finally {
-    tf.dispose([...held, x, dy, movingMean, movingVariance]);
-    tf.dispose([gamma, beta, dmean, dvariance].filter((t): t is tf.Tensor1D => t != null));
+    tf.dispose(held.filter((t): t is tf.Tensor => t != null));
   }
+}
+
+/** The problem's channel axes, sorted and non-negative (the kernels' attribute). */
+function normalizedAxes(p: Problem): number[] {
+  return (Array.isArray(p.axis) ? p.axis : [p.axis]).map(a => (a < 0 ? a + p.shape.length : a)).sort((a, b) => a - b);
 }
 
 function snapshot(): MemorySnapshot {
@@ -173,12 +184,17 @@ function snapshot(): MemorySnapshot {
   return {numTensors: m.numTensors, numDataBuffers: m.numDataBuffers, numBytesInGPU: m.numBytesInGPU ?? 0};
 }
 
-async function memory(p: Problem, backend: string): Promise<{before: MemorySnapshot; after: MemorySnapshot}> {
+async function memory(p: Problem, backend: string): Promise<{before: MemorySnapshot; after: MemorySnapshot; holding: MemorySnapshot}> {
   await run(p, backend);  // compiles every program and fills the texture/buffer pools
   const before = snapshot();
   await run(p, backend);
   await run(p, backend);
-  return {before, after: snapshot()};
+  const after = snapshot();
+  const probe = tf.tidy(() => tf.add(tf.ones([65536]), tf.scalar(1)));
+  await probe.data();
+  const holding = snapshot();
+  probe.dispose();
+  return {before, after, holding};
 }
 
 /** Deterministic N(0, 1) values (xorshift + Box–Muller), so a seed gives the same input everywhere. */
@@ -200,8 +216,8 @@ async function halfFloat(shape: number[], center: number, spread: number, seed: 
   const ours = batchNormalization({momentum: 0.9});
   const stock = tf.layers.batchNormalization({momentum: 0.9});
   try {
-    const stored = tf.add(x, tf.scalar(0));  // x as the GPU holds it
-    held.push(stored);
+    const stored = [tf.add(x, tf.scalar(0)), tf.add(dy, tf.scalar(0))];  // as the GPU holds them
+    held.push(...stored);
     const yOurs = ours.apply(x, {training: true}) as tf.Tensor;
     const yStock = stock.apply(x, {training: true}) as tf.Tensor;
     held.push(yOurs, yStock);
@@ -209,8 +225,8 @@ async function halfFloat(shape: number[], center: number, spread: number, seed: 
     held.push(r.y, r.mean, r.variance);
     const dx = tf.grad((xs: tf.Tensor) => tf.sum(tf.mul(batchNormTrain(xs, null, null, {}).y, dy)))(x);
     held.push(dx);
-    const [xq, y, mean, variance, dxs, ys] = await arrays([stored, yOurs, r.mean, r.variance, dx, yStock]);
-    return {x: xq, ours: {y, dx: dxs, mean, variance}, stock: {y: ys}, floatPrecision: tf.backend().floatPrecision()};
+    const [xq, dyq, y, mean, variance, dxs, ys] = await arrays([...stored, yOurs, r.mean, r.variance, dx, yStock]);
+    return {x: xq, dy: dyq, ours: {y, dx: dxs, mean, variance}, stock: {y: ys}, halfFloat: !tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED')};
   } finally {
     tf.dispose(held);
     ours.dispose();
@@ -254,7 +270,8 @@ function availableBackends(): string[] {
 }
 
 try {
-  window.kernelLab = {mode, backends: availableBackends, run, memory, halfFloat, wasmInfo, layerKernels};
+  const runJson = async (problem: string, backend: string) => toJson(await run(fromJson<Problem>(problem), backend));
+  window.kernelLab = {mode, backends: availableBackends, run, runJson, memory, halfFloat, wasmInfo, layerKernels};
 } catch (e) {
   window.kernelLabError = e instanceof Error ? e.message : String(e);
 }

@@ -16,8 +16,12 @@ import {BatchNormAttrs, BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from
 import {channelLayout} from '../ops/channel_axes';
 import {LaneLimits, LanePlan, lanePlan} from './gpu_plan';
 
-/** Per-channel values the moment merge leaves, in this order: (mean − s, variance, scale, β). */
-export const MOMENT_STATS = 4;
+/**
+ * Per-channel values the moment merge leaves, in this order: (mean − s, variance, scale, β, mean).
+ * The mean is written by the merge, where mean − s is still a float32 register: on half-float
+ * textures, s + (mean − s) read back from the stats would round twice.
+ */
+export const MOMENT_STATS = 5;
 /** Per-channel values the gradient merge leaves: (a, b, k, mean − s, dγ, dβ), dx = a·dy + b·(x − mean) + k. */
 export const GRADIENT_STATS = 6;
 
@@ -25,7 +29,7 @@ export const GRADIENT_STATS = 6;
 export type Pass =
   /** Per lane: (mean of x − s, biased variance). Inputs: x. */
   | {kind: 'momentPartials'; plan: LanePlan}
-  /** Per channel: MOMENT_STATS values. Inputs: partials, gamma, beta. */
+  /** Per channel: MOMENT_STATS values. Inputs: partials, gamma, beta, x (for s). */
   | {kind: 'momentMerge'; plan: LanePlan; epsilon: number}
   /** y = ((x − s) − (mean − s))·scale + β. Inputs: x, stats. */
   | {kind: 'normalize'; plan: LanePlan}
@@ -35,8 +39,8 @@ export type Pass =
   | {kind: 'gradientMerge'; plan: LanePlan; epsilon: number}
   /** dx = a·dy + b·((x − s) − (mean − s)) + k. Inputs: dy, x, stats. */
   | {kind: 'gradientApply'; plan: LanePlan}
-  /** out[c] = stats[c·width + column] (+ s when addShift). Inputs: stats (and x when addShift). */
-  | {kind: 'pick'; plan: LanePlan; width: number; column: number; addShift: boolean}
+  /** out[c] = stats[c·width + column]. Inputs: stats. */
+  | {kind: 'pick'; plan: LanePlan; width: number; column: number}
   /** y = (x − mean)·γ/√(variance + ε) + β with given statistics. Inputs: x, mean, variance, gamma, beta. */
   | {kind: 'infer'; plan: LanePlan; epsilon: number};
 
@@ -94,11 +98,10 @@ export function gpuTrainKernel(access: GpuAccess): KernelFunc {
     const plan = lanePlan(channelLayout(x.shape, axis), access.limits);
     return withViews(access, backend, [x], ([xs], temp, out) => {
       const partials = temp(access.run(backend, {kind: 'momentPartials', plan}, [xs]));
-      const stats = temp(access.run(backend, {kind: 'momentMerge', plan, epsilon}, [partials, gamma, beta]));
+      const stats = temp(access.run(backend, {kind: 'momentMerge', plan, epsilon}, [partials, gamma, beta, xs]));
       const y = out(access.run(backend, {kind: 'normalize', plan}, [xs, stats]));
-      const pick = (column: number, addShift: boolean) =>
-        out(access.run(backend, {kind: 'pick', plan, width: MOMENT_STATS, column, addShift}, addShift ? [stats, xs] : [stats]));
-      return [withShape(y, x.shape), pick(0, true), pick(1, false)];
+      const pick = (column: number) => out(access.run(backend, {kind: 'pick', plan, width: MOMENT_STATS, column}, [stats]));
+      return [withShape(y, x.shape), pick(4), pick(1)];
     });
   };
 }
@@ -118,8 +121,7 @@ export function gpuTrainGradKernel(access: GpuAccess): KernelFunc {
       const partials = temp(access.run(backend, {kind: 'gradientPartials', plan}, [dys, xs]));
       const stats = temp(access.run(backend, {kind: 'gradientMerge', plan, epsilon}, [partials, gamma, variance, dmean, dvariance]));
       const dx = out(access.run(backend, {kind: 'gradientApply', plan}, [dys, xs, stats]));
-      const pick = (column: number) =>
-        out(access.run(backend, {kind: 'pick', plan, width: GRADIENT_STATS, column, addShift: false}, [stats]));
+      const pick = (column: number) => out(access.run(backend, {kind: 'pick', plan, width: GRADIENT_STATS, column}, [stats]));
       return [withShape(dx, x.shape), pick(4), pick(5)];
     });
   };

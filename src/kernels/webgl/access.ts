@@ -3,7 +3,7 @@
  * (shader cache, texture management, uniform upload of tiny inputs), with the backend typed
  * structurally so this package never imports tfjs-backend-webgl at run time.
  */
-import {TensorInfo, util} from '@tensorflow/tfjs-core';
+import {env, TensorInfo, util} from '@tensorflow/tfjs-core';
 import type {GpuAccess} from '../gpu_kernels';
 import {glslProgram, GlslProgram} from './programs';
 
@@ -31,7 +31,11 @@ export const webglAccess: GpuAccess = {
     const unpacked = gl.unpackTensor(t);
     return {view: flat(unpacked), release: () => gl.disposeIntermediateTensorInfo(unpacked)};
   },
-  run: (backend, pass, inputs) => (backend as WebGLBackend).runWebGLProgram(glslProgram(pass), inputs, 'float32'),
+  run(backend, pass, inputs) {
+    // tfjs-backend-webgl's own switch between float32 and half-float textures.
+    const halfFloat = !env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
+    return (backend as WebGLBackend).runWebGLProgram(glslProgram(pass, halfFloat), inputs, 'float32');
+  },
   dispose(backend, t) {
     (backend as WebGLBackend).disposeIntermediateTensorInfo(t);
   },

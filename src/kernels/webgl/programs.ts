@@ -41,6 +41,11 @@ function geometry(plan: LanePlan): string {
     }
     float laneCount(int q) {
       return float((${plan.count - 1} - q) / ${plan.lanes} + 1);
+    }
+    // 1/√(v + ε), and 0 for an infinite variance, its limit (inversesqrt(inf) is not always 0 on
+    // GPUs): on half-float textures a variance above 65504 arrives as inf.
+    float inverseRoot(float v, float epsilon) {
+      return v > 3.0e38 ? 0.0 : inversesqrt(v + epsilon);
     }`;
 }
 
@@ -84,11 +89,14 @@ function partialProgram(plan: LanePlan, parts: number, variableNames: string[], 
   };
 }
 
+/** Per lane: mean of x − s, and the standard deviation (see below). */
 function momentPartials(plan: LanePlan): GlslProgram {
   return partialProgram(plan, MOMENT_PARTS, ['x'], 'float sum = 0.0; float sumSq = 0.0;', 'sum += d; sumSq += d * d;', `
       float m = sum / n;
       float v = sumSq / n - m * m;
-      setOutput(part == 0 ? base + m : (v < 0.0 ? 0.0 : v));  // keeps NaN, unlike max`);
+      // The lane's standard deviation, not its variance: a lane of 16 values can have 2.5× the
+      // channel's variance, which on half-float textures overflows (65504) from a spread of 160.
+      setOutput(part == 0 ? base + m : sqrt(v < 0.0 ? 0.0 : v));  // keeps NaN, unlike max`);
 }
 
 function gradientPartials(plan: LanePlan): GlslProgram {
@@ -102,15 +110,35 @@ function gradientPartials(plan: LanePlan): GlslProgram {
 }
 
 /**
+ * Half floats hold at most 65504, and GPUs write larger values as inf or NaN (SwiftShader: NaN).
+ * On half-float textures, per-channel results saturate there instead: a variance above 65504 (a
+ * spread above 256) is stored as 65504, which the output y never uses (it takes the scale, computed
+ * in float32) and which moves the gradient by less than γ·|dy|/256. NaN stays NaN.
+ */
+function storeFunction(halfFloat: boolean): string {
+  return halfFloat ? `
+    float store(float v) {
+      return v > 65504.0 ? 65504.0 : v < -65504.0 ? -65504.0 : v;
+    }` : `
+    float store(float v) {
+      return v;
+    }`;
+}
+
+/**
  * A merge pass: one fragment per (channel, column) merges all lanes of its channel in order (count
- * first in the state; a count of 0 is the identity), then `finish` picks the column's value.
+ * first in the state; a count of 0 is the identity), then `finish` picks the column's value and
+ * writes it with `setOutput(store(value))`.
  */
 function mergeProgram(plan: LanePlan, width: number, variableNames: string[], state: string, merge: string,
-                      load: string, finish: string): GlslProgram {
+                      load: string, finish: string, halfFloat: boolean): GlslProgram {
   return {
     variableNames,
     outputShape: [plan.channels, width],
-    userCode: `${geometry(plan)}
+    userCode: `${geometry(plan)}${storeFunction(halfFloat)}
+    float square(float v) {
+      return v * v;
+    }
     ${state} merge(${state} a, ${state} b) {
       if (b.x == 0.0) {
         return a;
@@ -134,19 +162,20 @@ function mergeProgram(plan: LanePlan, width: number, variableNames: string[], st
   };
 }
 
-function momentMerge(plan: LanePlan, epsilon: number): GlslProgram {
+function momentMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslProgram {
   // (count, mean of x − s, sum of squared deviations): Chan et al.'s pairwise update.
-  return mergeProgram(plan, MOMENT_STATS, ['partials', 'gamma', 'beta'], 'vec3', `
+  return mergeProgram(plan, MOMENT_STATS, ['partials', 'gamma', 'beta', 'x'], 'vec3', `
       float n = a.x + b.x;
       float d = b.y - a.y;
       return vec3(n, a.y + d * (b.x / n), a.z + b.z + d * d * (a.x * (b.x / n)));`,
-  `vec3(n, getPartials(${partialAt(plan, 0)}), getPartials(${partialAt(plan, 1)}) * n)`, `
+  `vec3(n, getPartials(${partialAt(plan, 0)}), square(getPartials(${partialAt(plan, 1)})) * n)`, `
       float v = acc.z / acc.x;
-      setOutput(column == 0 ? acc.y : column == 1 ? v :
-                column == 2 ? getGamma(c) * inversesqrt(v + ${glslFloat(epsilon)}) : getBeta(c));`);
+      setOutput(store(column == 0 ? acc.y : column == 1 ? v :
+                      column == 2 ? getGamma(c) * inverseRoot(v, ${glslFloat(epsilon)}) :
+                      column == 3 ? getBeta(c) : getX(c * ${plan.inner}) + acc.y));`, halfFloat);
 }
 
-function gradientMerge(plan: LanePlan, epsilon: number): GlslProgram {
+function gradientMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslProgram {
   // (count, mean of x − s, Σdy, Σdy·(x − mean)): the co-moment form of the same update.
   return mergeProgram(plan, GRADIENT_STATS, ['partials', 'gamma', 'variance', 'dmean', 'dvariance'], 'vec4', `
       float n = a.x + b.x;
@@ -154,14 +183,14 @@ function gradientMerge(plan: LanePlan, epsilon: number): GlslProgram {
       return vec4(n, a.y + d * (b.x / n), a.z + b.z, a.w + b.w + d * (a.x * b.z - b.x * a.z) / n);`,
   `vec4(n, getPartials(${partialAt(plan, 0)}), getPartials(${partialAt(plan, 1)}) * n, getPartials(${partialAt(plan, 2)}) * n)`, `
       float count = acc.x;
-      float r = inversesqrt(getVariance(c) + ${glslFloat(epsilon)});
+      float r = inverseRoot(getVariance(c), ${glslFloat(epsilon)});
       float a = getGamma(c) * r;
       float value = column == 0 ? a :
                     column == 1 ? -a * r * r * acc.w / count + 2.0 * getDvariance(c) / count :
                     column == 2 ? -a * acc.z / count + getDmean(c) / count :
                     column == 3 ? acc.y :
                     column == 4 ? r * acc.w : acc.z;
-      setOutput(value);`);
+      setOutput(store(value));`, halfFloat);
 }
 
 /** One fragment per element of x (flat); `c` is its channel. */
@@ -192,32 +221,31 @@ function gradientApply(plan: LanePlan): GlslProgram {
 
 function infer(plan: LanePlan, epsilon: number): GlslProgram {
   return elementwise(plan, ['x', 'mean', 'variance', 'gamma', 'beta'], `
-      float scale = getGamma(c) * inversesqrt(getVariance(c) + ${glslFloat(epsilon)});
+      float scale = getGamma(c) * inverseRoot(getVariance(c), ${glslFloat(epsilon)});
       setOutput((getX(index) - getMean(c)) * scale + getBeta(c));`);
 }
 
-function pick(plan: LanePlan, column: number, addShift: boolean): GlslProgram {
+function pick(column: number, plan: LanePlan): GlslProgram {
   return {
-    variableNames: addShift ? ['stats', 'x'] : ['stats'],
+    variableNames: ['stats'],
     outputShape: [plan.channels],
     userCode: `
     void main() {
-      int c = getOutputCoords();
-      setOutput(getStats(c, ${column})${addShift ? ` + getX(c * ${plan.inner})` : ''});
+      setOutput(getStats(getOutputCoords(), ${column}));
     }`,
   };
 }
 
-/** The program of a pass. */
-export function glslProgram(pass: Pass): GlslProgram {
+/** The program of a pass; `halfFloat` when the backend's textures are half floats (WEBGL_RENDER_FLOAT32_ENABLED false). */
+export function glslProgram(pass: Pass, halfFloat: boolean): GlslProgram {
   switch (pass.kind) {
     case 'momentPartials': return momentPartials(pass.plan);
-    case 'momentMerge': return momentMerge(pass.plan, pass.epsilon);
+    case 'momentMerge': return momentMerge(pass.plan, pass.epsilon, halfFloat);
     case 'normalize': return normalize(pass.plan);
     case 'gradientPartials': return gradientPartials(pass.plan);
-    case 'gradientMerge': return gradientMerge(pass.plan, pass.epsilon);
+    case 'gradientMerge': return gradientMerge(pass.plan, pass.epsilon, halfFloat);
     case 'gradientApply': return gradientApply(pass.plan);
-    case 'pick': return pick(pass.plan, pass.column, pass.addShift);
+    case 'pick': return pick(pass.column, pass.plan);
     case 'infer': return infer(pass.plan, pass.epsilon);
   }
 }

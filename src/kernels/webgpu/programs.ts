@@ -61,6 +61,10 @@ const GEOMETRY = `
   }
   fn notBelowZero(v : f32) -> f32 {
     return select(v, 0.0, v < 0.0);  // keeps NaN, unlike max
+  }
+  // 1/√(v + ε), and 0 for an infinite variance, its limit (inverseSqrt(inf) is not defined to be 0).
+  fn inverseRoot(v : f32) -> f32 {
+    return select(inverseSqrt(v + uniforms.epsilon), 0.0, v > 3.0e38);
   }`;
 
 function program(key: string, outputSize: number, variableNames: string[], threads: number, body: string,
@@ -179,7 +183,7 @@ function mergeProgram(key: string, plan: LanePlan, width: number, variableNames:
 
 function momentMerge(plan: LanePlan): WgslProgram {
   // (count, mean of x − s, sum of squared deviations): Chan et al.'s pairwise update.
-  return mergeProgram('momentMerge', plan, MOMENT_STATS, ['partials', 'gamma', 'beta'], 'vec3<f32>', `
+  return mergeProgram('momentMerge', plan, MOMENT_STATS, ['partials', 'gamma', 'beta', 'x'], 'vec3<f32>', `
     let n = a.x + b.x;
     let d = b.y - a.y;
     return vec3<f32>(n, a.y + d * (b.x / n), a.z + b.z + d * d * (a.x * (b.x / n)));`,
@@ -187,8 +191,9 @@ function momentMerge(plan: LanePlan): WgslProgram {
       let variance = acc.z / acc.x;
       setOutputAtIndex(at, acc.y);
       setOutputAtIndex(at + 1, variance);
-      setOutputAtIndex(at + 2, gamma[c] * inverseSqrt(variance + uniforms.epsilon));
-      setOutputAtIndex(at + 3, beta[c]);`);
+      setOutputAtIndex(at + 2, gamma[c] * inverseRoot(variance));
+      setOutputAtIndex(at + 3, beta[c]);
+      setOutputAtIndex(at + 4, x[c * uniforms.inner] + acc.y);`);
 }
 
 function gradientMerge(plan: LanePlan): WgslProgram {
@@ -200,7 +205,7 @@ function gradientMerge(plan: LanePlan): WgslProgram {
     return vec4<f32>(n, a.y + d * (b.x / n), a.z + b.z, a.w + b.w + d * (a.x * b.z - b.x * a.z) / n);`,
   `vec4<f32>(n, partials[p * ${GRADIENT_PARTS}], partials[p * ${GRADIENT_PARTS} + 1] * n, partials[p * ${GRADIENT_PARTS} + 2] * n)`, `
       let count = acc.x;
-      let r = inverseSqrt(variance[c] + uniforms.epsilon);
+      let r = inverseRoot(variance[c]);
       let a = gamma[c] * r;
       setOutputAtIndex(at, a);
       setOutputAtIndex(at + 1, -a * r * r * acc.w / count + 2.0 * dvariance[c] / count);
@@ -237,15 +242,15 @@ function gradientApply(plan: LanePlan): WgslProgram {
 
 function infer(plan: LanePlan): WgslProgram {
   return elementwise('infer', plan, ['x', 'mean', 'variance', 'gamma', 'beta'], `
-    let scale = gamma[c] * inverseSqrt(variance[c] + uniforms.epsilon);
+    let scale = gamma[c] * inverseRoot(variance[c]);
     setOutputAtIndex(index, (x[index] - mean[c]) * scale + beta[c]);`);
 }
 
-function pick(plan: LanePlan, width: number, column: number, addShift: boolean): WgslProgram {
-  return program(`pick_${width}_${column}_${addShift}`, plan.channels, addShift ? ['stats', 'x'] : ['stats'], plan.channels, `
+function pick(plan: LanePlan, width: number, column: number): WgslProgram {
+  return program(`pick_${width}_${column}`, plan.channels, ['stats'], plan.channels, `
   fn main(index : i32) {
     if (index >= uniforms.size) { return; }
-    setOutputAtIndex(index, stats[index * ${width} + ${column}]${addShift ? ' + x[index * uniforms.inner]' : ''});
+    setOutputAtIndex(index, stats[index * ${width} + ${column}]);
   }`);
 }
 
@@ -258,7 +263,7 @@ export function wgslProgram(pass: Pass): {program: WgslProgram; uniforms: WgslUn
     case 'gradientPartials': return {program: gradientPartials(pass.plan), uniforms: uniformsFor(pass.plan)};
     case 'gradientMerge': return {program: gradientMerge(pass.plan), uniforms: uniformsFor(pass.plan, pass.epsilon)};
     case 'gradientApply': return {program: gradientApply(pass.plan), uniforms: uniformsFor(pass.plan)};
-    case 'pick': return {program: pick(pass.plan, pass.width, pass.column, pass.addShift), uniforms: uniformsFor(pass.plan)};
+    case 'pick': return {program: pick(pass.plan, pass.width, pass.column), uniforms: uniformsFor(pass.plan)};
     case 'infer': return {program: infer(pass.plan), uniforms: uniformsFor(pass.plan, pass.epsilon)};
   }
 }
