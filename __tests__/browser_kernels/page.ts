@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
+import {setThreadsCount, setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import {BATCH_NORM_TRAIN_GRAD_KERNEL, batchNormalization, batchNormInfer, batchNormTrain} from '../../src';
 import {simdLoopsAvailable} from '../../src/kernels/simd';
 import {BrowserProblem as Problem, fromJson, toJson} from '../support/problems';
@@ -49,8 +49,12 @@ export interface HalfFloatResult {
 /** How the wasm backend runs in this page. */
 export interface WasmInfo {
   threads: number;
+  /** The backend's memory is a SharedArrayBuffer (tfjs's multi-threaded build). */
   sharedMemory: boolean;
+  /** The SIMD module instantiated on that memory (simd.ts). */
   simdLoops: boolean;
+  /** Tensor views the backend hands to kernels lie in that memory's current buffer (the SIMD loops' precondition). */
+  viewsInMemory: boolean;
 }
 
 /** The page's API. */
@@ -67,8 +71,6 @@ export interface KernelLab {
   memory(problem: Problem, backend: string): Promise<{before: MemorySnapshot; after: MemorySnapshot; holding: MemorySnapshot}>;
   halfFloat(shape: number[], center: number, spread: number, seed: number): Promise<HalfFloatResult>;
   wasmInfo(): Promise<WasmInfo>;
-  /** Kernels run by the layer's training step (forward, moving statistics, gradients) and inference. */
-  layerKernels(shape: number[], axis: number, backend: string): Promise<{training: string[]; inference: string[]}>;
 }
 
 declare global {
@@ -81,7 +83,10 @@ declare global {
 const params = new URLSearchParams(location.search);
 const mode = params.has('f16') ? 'f16' : params.has('wasm') ? 'wasm' : 'gpu';
 if (mode === 'f16') tf.env().set('WEBGL_FORCE_F16_TEXTURES', true);
-if (mode === 'wasm') setWasmPaths('/wasm/');
+if (mode === 'wasm') {
+  setWasmPaths('/wasm/');
+  setThreadsCount(2);  // tfjs would pick 1 thread on a 2-core machine; the build is the threaded one either way
+}
 
 async function use(backend: string): Promise<void> {
   if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} did not start`);
@@ -236,32 +241,19 @@ async function halfFloat(shape: number[], center: number, spread: number, seed: 
 
 async function wasmInfo(): Promise<WasmInfo> {
   await use('wasm');
-  const module = (tf.backend() as unknown as {wasm: {wasmMemory?: WebAssembly.Memory; asm?: {memory?: WebAssembly.Memory};
-    _get_threads_count?: () => number}}).wasm;
-  const memoryObject = module.wasmMemory ?? module.asm?.memory;
-  return {
-    threads: module._get_threads_count?.() ?? 1,
-    sharedMemory: typeof SharedArrayBuffer !== 'undefined' && memoryObject?.buffer instanceof SharedArrayBuffer,
-    simdLoops: simdLoopsAvailable(module),
-  };
-}
-
-async function layerKernels(shape: number[], axis: number, backend: string): Promise<{training: string[]; inference: string[]}> {
-  await use(backend);
-  const layer = batchNormalization({axis});
-  const x = tf.variable(tf.randomNormal(shape, 3, 2));
-  const dy = tf.randomNormal(shape);
+  const backend = tf.backend() as unknown as {typedArrayFromHeap(t: tf.Tensor): Float32Array;
+    wasm: {wasmMemory?: WebAssembly.Memory; asm?: {memory?: WebAssembly.Memory}; _get_threads_count?: () => number}};
+  const memoryObject = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  const probe = tf.ones([1024]);
   try {
-    tf.tidy(() => { layer.apply(x, {training: false}); });  // builds the weights
-    const step = () => tf.grads(() => layer.apply(x, {training: true}) as tf.Tensor)(
-        [x, ...layer.trainableWeights.map(w => w.read())], dy);
-    tf.dispose(step());
-    const training = names(await tf.profile(() => { tf.dispose(step()); }));
-    const inference = names(await tf.profile(() => { tf.dispose(layer.apply(x, {training: false}) as tf.Tensor); }));
-    return {training, inference};
+    return {
+      threads: backend.wasm._get_threads_count?.() ?? 1,
+      sharedMemory: typeof SharedArrayBuffer !== 'undefined' && memoryObject?.buffer instanceof SharedArrayBuffer,
+      simdLoops: simdLoopsAvailable(backend.wasm),
+      viewsInMemory: backend.typedArrayFromHeap(probe).buffer === memoryObject?.buffer,
+    };
   } finally {
-    tf.dispose([x, dy]);
-    layer.dispose();
+    probe.dispose();
   }
 }
 
@@ -271,7 +263,7 @@ function availableBackends(): string[] {
 
 try {
   const runJson = async (problem: string, backend: string) => toJson(await run(fromJson<Problem>(problem), backend));
-  window.kernelLab = {mode, backends: availableBackends, run, runJson, memory, halfFloat, wasmInfo, layerKernels};
+  window.kernelLab = {mode, backends: availableBackends, run, runJson, memory, halfFloat, wasmInfo};
 } catch (e) {
   window.kernelLabError = e instanceof Error ? e.message : String(e);
 }
