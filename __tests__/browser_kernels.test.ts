@@ -28,13 +28,14 @@ const SPECS: ProblemSpec[] = [
   {name: 'nhwc, 512 values per channel', shape: [8, 8, 8, 6], axis: -1, offset: 3, spread: 2, statsGradients: true},
   {name: 'nchw, 1024 values per channel', shape: [4, 5, 16, 16], axis: 1, offset: -1, spread: 3, statsGradients: true,
     gradients: 'tape', inferGradients: true},
-  {name: 'runs of 2 (inner = 2)', shape: [32, 5, 2], axis: 1, offset: 0.5, statsGradients: true},
+  {name: 'runs of 2 (inner = 2), x packed and dy not', shape: [32, 5, 2], axis: 1, offset: 0.5, statsGradients: true, layout: 'mixed'},
   {name: 'rank 6, axes [2, 3]', shape: [2, 3, 2, 4, 3, 5], axis: [2, 3], spread: 2, statsGradients: true},
   {name: 'dense, 300 channels', shape: [32, 300], axis: -1, offset: 1},
   {name: 'large offset 1e4 ± 0.5, 1024 values per channel', shape: [1024, 3], axis: -1, offset: 1e4, spread: 0.5, statsGradients: true},
   {name: '4096 values per channel', shape: [4096, 1], axis: -1, offset: 2, spread: 4},
   {name: 'wide spread ± 1000 (float32 statistics do not saturate)', shape: [64, 4], axis: -1, spread: 1000},
   {name: 'no gamma, no beta', shape: [6, 4, 7], axis: -1, affine: false, statsGradients: true, gradients: 'tape'},
+  {name: 'unpacked x and dy, odd last dimensions', shape: [3, 5, 7, 9], axis: 1, offset: 1, statsGradients: true, layout: 'unpacked'},
   {name: 'one value per channel', shape: [1, 5], axis: -1, offset: 2},
   {name: 'constant channels at 3e4', shape: [16, 3], axis: -1, offset: 3e4, spread: 0},
 ];
@@ -177,6 +178,13 @@ describe('fused kernels in Chromium', () => {
     afterAll(async () => {
       await page?.close();
     });
+
+    if (backend === 'webgl') {
+      test('x and dy reached the kernels both as packed and as unpacked textures (and mixed)', () => {
+        const layouts = new Set([...all, ...golden].map(p => JSON.stringify(gpu.get(p.name)!.packed)));
+        expect([...layouts].sort()).toEqual(['{"x":false,"dy":false}', '{"x":true,"dy":false}', '{"x":true,"dy":true}']);
+      });
+    }
 
     test(`${backend} ran, and ran the fused kernels wherever the channel axes are adjacent`, () => {
       for (const p of [...all, ...golden]) {

@@ -121,3 +121,39 @@ export function trainingStep(c: Contender, {x, dy}: Inputs): tf.Tensor[] {
   // differentiate with respect to them.
   return c.run(() => tf.grads(() => c.apply(x, true))([x, ...c.trainable()], dy));
 }
+
+/** The convnet-epoch benchmark's models: without normalization, with the stock layer, with ours. */
+export type ConvnetVariant = 'none' | 'stock' | 'ours';
+export const CONVNET_VARIANTS: ConvnetVariant[] = ['none', 'stock', 'ours'];
+const CONVNET_INPUT: [number, number, number] = [28, 28, 1];
+const CONVNET_CLASSES = 10;
+
+/**
+ * The small convnet of issue 13 (conv–norm–relu–pool ×2, then a softmax dense layer), compiled for
+ * SGD. Convolutions followed by normalization have no bias (it would be cancelled), as usual.
+ */
+export function convnet(variant: ConvnetVariant): tf.Sequential {
+  const model = tf.sequential();
+  const block = (filters: number, seed: number, first: boolean) => {
+    model.add(tf.layers.conv2d({...(first ? {inputShape: CONVNET_INPUT} : {}), filters, kernelSize: 3, padding: 'same',
+      useBias: variant === 'none', kernelInitializer: tf.initializers.glorotUniform({seed})}));
+    if (variant === 'stock') model.add(tf.layers.batchNormalization());
+    if (variant === 'ours') model.add(batchNormalization());
+    model.add(tf.layers.activation({activation: 'relu'}));
+    model.add(tf.layers.maxPooling2d({poolSize: 2}));
+  };
+  block(16, 1, true);
+  block(32, 2, false);
+  model.add(tf.layers.flatten());
+  model.add(tf.layers.dense({units: CONVNET_CLASSES, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({seed: 3})}));
+  model.compile({optimizer: tf.train.sgd(0.05), loss: 'categoricalCrossentropy'});
+  return model;
+}
+
+/** Deterministic images and one-hot labels for the convnet (the timing does not depend on the values). */
+export function convnetData(samples: number): {xs: tf.Tensor4D; ys: tf.Tensor2D} {
+  return tf.tidy(() => ({
+    xs: tf.randomNormal([samples, ...CONVNET_INPUT], 0, 1, 'float32', 4) as tf.Tensor4D,
+    ys: tf.oneHot(tf.randomUniform([samples], 0, CONVNET_CLASSES, 'int32', 5) as tf.Tensor1D, CONVNET_CLASSES).toFloat() as tf.Tensor2D,
+  }));
+}

@@ -25,6 +25,8 @@ export interface ProblemResult {
   inferGrads: {dx: number[]; dmean: number[]; dvariance: number[]; dgamma: number[]; dbeta: number[]};
   /** Names of the kernels each part ran (tf.profile). */
   kernels: {train: string[]; trainGrads: string[]; infer: string[]};
+  /** On webgl: whether x and dy were packed textures when the kernels ran. */
+  packed: {x: boolean; dy: boolean};
 }
 
 /** tf.memory() fields the leak check compares. */
@@ -127,8 +129,10 @@ async function run(p: Problem, backend: string): Promise<ProblemResult> {
   await use(backend);
   const opts = {axis: p.axis, epsilon: p.epsilon};
   const perChannel = (v: number[] | null) => (v == null ? null : tf.tensor1d(v));
-  const x = tf.tensor(p.x, p.shape);
-  const dy = tf.tensor(p.dy, p.shape);
+  // A packed op's output (on webgl: tfjs's binary ops write packed textures), or the uploaded values.
+  const viaOp = (t: tf.Tensor) => { const out = tf.tidy(() => tf.add(t, tf.scalar(0))); t.dispose(); return out; };
+  const x = p.layout === 'unpacked' ? tf.tensor(p.x, p.shape) : viaOp(tf.tensor(p.x, p.shape));
+  const dy = p.layout === 'packed' ? viaOp(tf.tensor(p.dy, p.shape)) : tf.tensor(p.dy, p.shape);
   const gamma = perChannel(p.gamma);
   const beta = perChannel(p.beta);
   const dmean = perChannel(p.dmean);
@@ -136,6 +140,8 @@ async function run(p: Problem, backend: string): Promise<ProblemResult> {
   const movingMean = tf.tensor1d(p.movingMean);
   const movingVariance = tf.tensor1d(p.movingVariance);
   const held: Array<tf.Tensor | null> = [x, dy, gamma, beta, dmean, dvariance, movingMean, movingVariance];
+  // As the kernels will find them (an uploaded tensor has no texture until its first use).
+  const packed = {x: isPacked(x), dy: isPacked(dy)};
   const keep = <T extends tf.Tensor | null>(t: T): T => { held.push(t); return t; };
   try {
     // tf.profile reuses one ProfileInfo object: take the names before the next profile.
@@ -168,6 +174,7 @@ async function run(p: Problem, backend: string): Promise<ProblemResult> {
     const [idx = [], idm = [], idv = [], idg = [], idb = []] = inferGradients;
     return {
       backend: tf.getBackend(),
+      packed,
       train: {y: ys, mean: means, variance: variances},
       trainGrads: {dx: dxs, dgamma: dgammas, dbeta: dbetas},
       inferY: inferYs,
@@ -177,6 +184,13 @@ async function run(p: Problem, backend: string): Promise<ProblemResult> {
   } finally {
     tf.dispose(held.filter((t): t is tf.Tensor => t != null));
   }
+}
+
+/** Whether a tensor's webgl texture is packed (false on other backends). */
+function isPacked(t: tf.Tensor): boolean {
+  if (tf.getBackend() !== 'webgl') return false;
+  const backend = tf.backend() as unknown as {texData: {get(dataId: object): {isPacked?: boolean}}};
+  return backend.texData.get(t.dataId).isPacked === true;
 }
 
 /** The problem's channel axes, sorted and non-negative (the kernels' attribute). */

@@ -1,6 +1,9 @@
 /** Loads the float64 reference cases (../shared/golden) and compares results against them. */
 import * as fs from 'fs';
 import * as path from 'path';
+import {maxRelativeError} from './compare';
+
+export {maxRelativeError};
 
 /** One reference case; see ../shared/golden/README.md for every field. */
 export interface GoldenCase {
@@ -44,17 +47,6 @@ export function loadGoldenCases(): GoldenCase[] {
  */
 export function goldenTolerance(c: GoldenCase): number {
   return c.name === 'large_offset' || c.name === 'tiny_spread' ? 1e-3 : 1e-4;
-}
-
-/** Largest |got − want| / (1 + |want|) over all elements (Infinity on a length mismatch or NaN). */
-export function maxRelativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  if (got.length !== want.length) return Infinity;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i]));
-    if (!(e <= worst)) worst = Number.isNaN(e) ? Infinity : e;
-  }
-  return worst;
 }
 
 /** Asserts every element is within `tolerance` (relative as above), naming what was compared. */

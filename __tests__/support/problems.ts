@@ -26,6 +26,11 @@ export interface BrowserProblem {
   gradients: 'kernel' | 'tape';
   /** Whether the page also differentiates the inference-mode output (tf ops: many shaders to compile). */
   inferGradients: boolean;
+  /**
+   * How x and dy reach the kernels on webgl: `unpacked` (uploaded values), `packed` (the output of
+   * a packed op, as most tfjs webgl ops write), `mixed` (x packed, dy unpacked).
+   */
+  layout: 'unpacked' | 'packed' | 'mixed';
 }
 
 /** The float64 answers for every output the page returns. */
@@ -80,6 +85,8 @@ export interface ProblemSpec {
   gradients?: 'kernel' | 'tape';
   /** BrowserProblem.inferGradients (default false). */
   inferGradients?: boolean;
+  /** BrowserProblem.layout (default `packed`). */
+  layout?: BrowserProblem['layout'];
 }
 
 /** A generated problem with seeded values. */
@@ -100,7 +107,7 @@ export function makeProblem(spec: ProblemSpec, seed: number): BrowserProblem {
     dvariance: spec.statsGradients ? perChannel(signed) : null,
     movingMean: perChannel(() => (spec.offset ?? 0) + signed()),
     movingVariance: perChannel(() => 0.5 + random()),
-    gradients: spec.gradients ?? 'kernel', inferGradients: spec.inferGradients ?? false,
+    gradients: spec.gradients ?? 'kernel', inferGradients: spec.inferGradients ?? false, layout: spec.layout ?? 'packed',
   };
 }
 
@@ -109,7 +116,7 @@ export function goldenProblem(c: GoldenCase): BrowserProblem {
   return {
     name: `golden ${c.name}`, shape: c.shape, axis: c.axis, epsilon: c.epsilon, x: c.x, dy: c.dy,
     gamma: c.scale ? c.gamma : null, beta: c.center ? c.beta : null, dmean: null, dvariance: null,
-    movingMean: c.moving_mean0, movingVariance: c.moving_variance0, inferGradients: false,
+    movingMean: c.moving_mean0, movingVariance: c.moving_variance0, inferGradients: false, layout: 'unpacked',
     // The gradient kernel needs adjacent channel axes; other axes differentiate through the op.
     gradients: adjacentAxes(sortedAxes(c.axis, c.shape.length)) ? 'kernel' : 'tape',
   };

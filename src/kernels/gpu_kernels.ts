@@ -13,7 +13,6 @@
  */
 import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
 import {BatchNormAttrs, BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../kernel_names';
-import {channelLayout} from '../ops/channel_axes';
 import {LaneLimits, LanePlan, lanePlan} from './gpu_plan';
 
 /**
@@ -29,7 +28,7 @@ export const GRADIENT_STATS = 6;
 export type Pass =
   /** Per lane: (mean of x − s, biased variance). Inputs: x. */
   | {kind: 'momentPartials'; plan: LanePlan}
-  /** Per channel: MOMENT_STATS values. Inputs: partials, gamma, beta, x (for s). */
+  /** Per channel: MOMENT_STATS values. Inputs: partials, gamma, beta. */
   | {kind: 'momentMerge'; plan: LanePlan; epsilon: number}
   /** y = ((x − s) − (mean − s))·scale + β. Inputs: x, stats. */
   | {kind: 'normalize'; plan: LanePlan}
@@ -44,19 +43,24 @@ export type Pass =
   /** y = (x − mean)·γ/√(variance + ε) + β with given statistics. Inputs: x, mean, variance, gamma, beta. */
   | {kind: 'infer'; plan: LanePlan; epsilon: number};
 
-/** What the kernels need from a GPU backend. `backend` is the backend object the kernel was given. */
+/** One kernel call's access to the backend: x and dy as the passes read them, and a way to run passes. */
+export interface GpuRun {
+  /** x or dy as every pass reads them (flat on webgpu; on webgl in the layout they came in, see webgl/programs.ts). */
+  views: TensorInfo[];
+  /** Runs one pass; the result is a new tensor of the pass's own shape (flat or backend-specific). */
+  run(pass: Pass, inputs: TensorInfo[]): TensorInfo;
+  /** Frees an intermediate result of `run`. */
+  dispose(t: TensorInfo): void;
+  /** Frees what preparing the views allocated, if anything. */
+  release(): void;
+}
+
+/** What the kernels need from a GPU backend. */
 export interface GpuAccess {
   /** How this backend splits the reductions (gpu_plan.ts). */
   limits: LaneLimits;
-  /**
-   * x or dy as every pass reads it: a flat [size] view of the same data (on webgl also unpacked,
-   * once, instead of once per pass). `release` frees what the view allocated, if anything.
-   */
-  input(backend: unknown, t: TensorInfo): {view: TensorInfo; release(): void};
-  /** Runs one pass; the result is a new tensor of the backend's (flat or pass-specific) shape. */
-  run(backend: unknown, pass: Pass, inputs: TensorInfo[]): TensorInfo;
-  /** Frees an intermediate result of `run`. */
-  dispose(backend: unknown, t: TensorInfo): void;
+  /** Prepares a kernel call on `backend` (the backend object the kernel was given) with x and dy. */
+  begin(backend: unknown, fullSize: TensorInfo[], plan: LanePlan): GpuRun;
 }
 
 function attrsOf(attrs: unknown): BatchNormAttrs {
@@ -68,39 +72,43 @@ function withShape(t: TensorInfo, shape: number[]): TensorInfo {
 }
 
 /**
- * Runs `body` with flat views of the full-size inputs, a list for intermediates (`temp`) and one
- * for outputs (`out`); frees the views and intermediates whatever happens, and the outputs too if
+ * Runs `body` with a GpuRun for the full-size inputs, a list for intermediates (`temp`) and one for
+ * outputs (`out`); frees the intermediates and the views whatever happens, and the outputs too if
  * `body` throws, so no texture or buffer outlives a kernel.
  */
-function withViews(access: GpuAccess, backend: unknown, fullSize: TensorInfo[],
-                   body: (views: TensorInfo[], temp: (t: TensorInfo) => TensorInfo, out: (t: TensorInfo) => TensorInfo) => TensorInfo[]): TensorInfo[] {
-  const held: Array<{view: TensorInfo; release(): void}> = [];
+function withRun(access: GpuAccess, backend: unknown, fullSize: TensorInfo[], plan: LanePlan,
+                 body: (gpu: GpuRun, temp: (t: TensorInfo) => TensorInfo, out: (t: TensorInfo) => TensorInfo) => TensorInfo[]): TensorInfo[] {
+  const gpu = access.begin(backend, fullSize, plan);
   const temps: TensorInfo[] = [];
   const outs: TensorInfo[] = [];
   const keep = (list: TensorInfo[]) => (t: TensorInfo) => { list.push(t); return t; };
   let ok = false;
   try {
-    for (const t of fullSize) held.push(access.input(backend, t));
-    const result = body(held.map(h => h.view), keep(temps), keep(outs));
+    const result = body(gpu, keep(temps), keep(outs));
     ok = true;
     return result;
   } finally {
-    for (const t of ok ? temps : [...temps, ...outs]) access.dispose(backend, t);
-    for (const h of held) h.release();
+    for (const t of ok ? temps : [...temps, ...outs]) gpu.dispose(t);
+    gpu.release();
   }
+}
+
+function planOf(x: TensorInfo, attrs: unknown, access: GpuAccess): {plan: LanePlan; epsilon: number} {
+  const {axis, epsilon} = attrsOf(attrs);
+  return {plan: lanePlan(x.shape, axis, access.limits), epsilon};
 }
 
 /** Training-mode forward (inputs x, gamma, beta; outputs y, mean, variance) on a GPU backend. */
 export function gpuTrainKernel(access: GpuAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
     const {x, gamma, beta} = inputs as {x: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
-    const {axis, epsilon} = attrsOf(attrs);
-    const plan = lanePlan(channelLayout(x.shape, axis), access.limits);
-    return withViews(access, backend, [x], ([xs], temp, out) => {
-      const partials = temp(access.run(backend, {kind: 'momentPartials', plan}, [xs]));
-      const stats = temp(access.run(backend, {kind: 'momentMerge', plan, epsilon}, [partials, gamma, beta, xs]));
-      const y = out(access.run(backend, {kind: 'normalize', plan}, [xs, stats]));
-      const pick = (column: number) => out(access.run(backend, {kind: 'pick', plan, width: MOMENT_STATS, column}, [stats]));
+    const {plan, epsilon} = planOf(x, attrs, access);
+    return withRun(access, backend, [x], plan, (gpu, temp, out) => {
+      const [xs] = gpu.views;
+      const partials = temp(gpu.run({kind: 'momentPartials', plan}, [xs]));
+      const stats = temp(gpu.run({kind: 'momentMerge', plan, epsilon}, [partials, gamma, beta]));
+      const y = out(gpu.run({kind: 'normalize', plan}, [xs, stats]));
+      const pick = (column: number) => out(gpu.run({kind: 'pick', plan, width: MOMENT_STATS, column}, [stats]));
       return [withShape(y, x.shape), pick(4), pick(1)];
     });
   };
@@ -115,13 +123,13 @@ export function gpuTrainGradKernel(access: GpuAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
     const {dy, x, gamma, variance, dmean, dvariance} =
         inputs as {dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; variance: TensorInfo; dmean: TensorInfo; dvariance: TensorInfo};
-    const {axis, epsilon} = attrsOf(attrs);
-    const plan = lanePlan(channelLayout(x.shape, axis), access.limits);
-    return withViews(access, backend, [dy, x], ([dys, xs], temp, out) => {
-      const partials = temp(access.run(backend, {kind: 'gradientPartials', plan}, [dys, xs]));
-      const stats = temp(access.run(backend, {kind: 'gradientMerge', plan, epsilon}, [partials, gamma, variance, dmean, dvariance]));
-      const dx = out(access.run(backend, {kind: 'gradientApply', plan}, [dys, xs, stats]));
-      const pick = (column: number) => out(access.run(backend, {kind: 'pick', plan, width: GRADIENT_STATS, column}, [stats]));
+    const {plan, epsilon} = planOf(x, attrs, access);
+    return withRun(access, backend, [x, dy], plan, (gpu, temp, out) => {
+      const [xs, dys] = gpu.views;
+      const partials = temp(gpu.run({kind: 'gradientPartials', plan}, [dys, xs]));
+      const stats = temp(gpu.run({kind: 'gradientMerge', plan, epsilon}, [partials, gamma, variance, dmean, dvariance]));
+      const dx = out(gpu.run({kind: 'gradientApply', plan}, [dys, xs, stats]));
+      const pick = (column: number) => out(gpu.run({kind: 'pick', plan, width: GRADIENT_STATS, column}, [stats]));
       return [withShape(dx, x.shape), pick(4), pick(5)];
     });
   };
@@ -132,10 +140,8 @@ export function gpuInferKernel(access: GpuAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
     const {x, mean, variance, gamma, beta} =
         inputs as {x: TensorInfo; mean: TensorInfo; variance: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
-    const {axis, epsilon} = attrsOf(attrs);
-    const plan = lanePlan(channelLayout(x.shape, axis), access.limits);
-    const [y] = withViews(access, backend, [x], ([xs]) =>
-      [access.run(backend, {kind: 'infer', plan, epsilon}, [xs, mean, variance, gamma, beta])]);
+    const {plan, epsilon} = planOf(x, attrs, access);
+    const [y] = withRun(access, backend, [x], plan, gpu => [gpu.run({kind: 'infer', plan, epsilon}, [gpu.views[0], mean, variance, gamma, beta])]);
     return withShape(y, x.shape);
   };
 }

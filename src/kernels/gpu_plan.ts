@@ -17,10 +17,12 @@
  * (which cannot hold 1e4 ± 0.5 to more than ~5e-4) never enters y, and a channel of one value gives
  * exactly β.
  */
-import type {ChannelLayout} from '../ops/channel_axes';
+import {ChannelLayout, channelLayout} from '../ops/channel_axes';
 
 /** The reduction geometry of one problem. */
 export interface LanePlan extends ChannelLayout {
+  /** x's shape (backends that address x by its own dimensions need it). */
+  shape: number[];
   /** Values per channel: outer · inner. */
   count: number;
   /** Lanes per channel, 1 ≤ lanes ≤ count. */
@@ -45,12 +47,13 @@ export interface LaneLimits {
   minSteps: number;
 }
 
-/** The lane split of a problem under a backend's limits. */
-export function lanePlan(layout: ChannelLayout, limits: LaneLimits): LanePlan {
+/** The lane split of a problem (x's shape, its sorted adjacent channel axes) under a backend's limits. */
+export function lanePlan(shape: number[], axes: number[], limits: LaneLimits): LanePlan {
+  const layout = channelLayout(shape, axes);
   const count = layout.outer * layout.inner;
   const wanted = Math.floor(limits.threads / layout.channels);
   const lanes = Math.max(1, Math.min(wanted, limits.maxLanes, Math.floor(count / limits.minSteps)));
-  return {...layout, count, lanes, steps: Math.ceil(count / lanes), channelFastest: layout.inner <= 2};
+  return {...layout, shape, count, lanes, steps: Math.ceil(count / lanes), channelFastest: layout.inner <= 2};
 }
 
 /** Number of values lane q visits (the shaders compute the same with integer division). */

@@ -5,38 +5,46 @@
  */
 import {env, TensorInfo, util} from '@tensorflow/tfjs-core';
 import type {GpuAccess} from '../gpu_kernels';
-import {glslProgram, GlslProgram} from './programs';
+import {glslProgram, GlslProgram, packedView} from './programs';
 
 /** The part of tfjs-backend-webgl's MathBackendWebGL these kernels use. */
 interface WebGLBackend {
   texData: {get(dataId: object): {isPacked?: boolean}};
   runWebGLProgram(program: GlslProgram, inputs: TensorInfo[], outputDtype: 'float32'): TensorInfo;
+  packTensor(input: TensorInfo): TensorInfo;
   unpackTensor(input: TensorInfo): TensorInfo;
   disposeIntermediateTensorInfo(tensorInfo: TensorInfo): void;
 }
 
-function flat(t: TensorInfo): TensorInfo {
-  return {dataId: t.dataId, shape: [util.sizeFromShape(t.shape)], dtype: t.dtype};
+function view(t: TensorInfo, shape: number[]): TensorInfo {
+  return {dataId: t.dataId, shape, dtype: t.dtype};
 }
 
 /** The kernels' access to the webgl backend. */
 export const webglAccess: GpuAccess = {
   // Fragments are cheap but each merge fragment walks all lanes of its channel in order.
   limits: {threads: 16384, maxLanes: 256, minSteps: 16},
-  input(backend, t) {
+  begin(backend, fullSize, plan) {
     const gl = backend as WebGLBackend;
-    // Packed textures (WEBGL_PACK, the output of most tfjs webgl ops) hold 2×2 blocks; the passes
-    // read unpacked ones. Unpack once here: runWebGLProgram would otherwise do it for every pass.
-    if (gl.texData.get(t.dataId).isPacked !== true) return {view: flat(t), release: () => {}};
-    const unpacked = gl.unpackTensor(t);
-    return {view: flat(unpacked), release: () => gl.disposeIntermediateTensorInfo(unpacked)};
-  },
-  run(backend, pass, inputs) {
+    // Read x in the layout it has (programs.ts); dy, if laid out otherwise, is converted once here
+    // rather than by tfjs in every pass that reads it.
+    const packed = gl.texData.get(fullSize[0].dataId).isPacked === true;
+    const converted: TensorInfo[] = [];
+    const views = fullSize.map(t => {
+      let data = t;
+      if ((gl.texData.get(t.dataId).isPacked === true) !== packed) {
+        data = packed ? gl.packTensor(t) : gl.unpackTensor(t);
+        converted.push(data);
+      }
+      return view(data, packed ? packedView(plan.shape) : [util.sizeFromShape(t.shape)]);
+    });
     // tfjs-backend-webgl's own switch between float32 and half-float textures.
-    const halfFloat = !env().getBool('WEBGL_RENDER_FLOAT32_ENABLED');
-    return (backend as WebGLBackend).runWebGLProgram(glslProgram(pass, halfFloat), inputs, 'float32');
-  },
-  dispose(backend, t) {
-    (backend as WebGLBackend).disposeIntermediateTensorInfo(t);
+    const format = {packed, halfFloat: !env().getBool('WEBGL_RENDER_FLOAT32_ENABLED')};
+    return {
+      views,
+      run: (pass, inputs) => gl.runWebGLProgram(glslProgram(pass, format), inputs, 'float32'),
+      dispose: t => gl.disposeIntermediateTensorInfo(t),
+      release: () => { for (const t of converted) gl.disposeIntermediateTensorInfo(t); },
+    };
   },
 };

@@ -2,9 +2,18 @@
  * The GLSL programs of the fused kernels on tfjs-backend-webgl, one per pass of gpu_kernels.ts,
  * written like tfjs-backend-webgl's own GPGPU programs (its GPGPUProgram interface, typed
  * structurally here so this package never imports the backend at run time). tfjs compiles
- * `userCode` with a sampler per variable name (`getX(i)` for a flat input, `getStats(c, k)` for a
- * 2-D one), `getOutputCoords()` and `setOutput(value)`. Every fragment writes one float (unpacked
- * textures), so a partial pass has one fragment per (quantity, channel, lane), each walking its lane.
+ * `userCode` with a sampler per variable name, `getOutputCoords()` and `setOutput(value)`.
+ *
+ * Two texture layouts. Most tfjs webgl ops write *packed* textures (2×2 values of the last two
+ * dimensions per texel), some *unpacked* ones (a value per texel); a program reads one or the
+ * other, and tfjs converts an input of the other kind with an extra full-size pass. So x and dy
+ * are read in the layout they come in (`packed`): unpacked as a flat [size] view, packed as
+ * [B, R, C] (x's last two dimensions, so the view shares x's texture layout), through the helpers
+ * `xAt(i)` / `dyAt(i)` (value i in row-major order) and `<name>At(c)` for per-channel vectors. The
+ * elementwise passes then also write the layout they read (a packed pass writes 4 values a
+ * fragment), so nothing downstream converts either. Partial and merge passes write unpacked
+ * per-lane and per-channel textures, one float per fragment: a partial pass has one fragment per
+ * (quantity, channel, lane), each walking its lane.
  *
  * Shapes and ε are written into the code as constants, as tfjs's reduce programs do: the compiler
  * folds the index arithmetic, and tfjs caches one binary per distinct code.
@@ -17,15 +26,63 @@ export interface GlslProgram {
   variableNames: string[];
   outputShape: number[];
   userCode: string;
+  packedInputs?: boolean;
+  packedOutput?: boolean;
 }
 
-/** Quantities per lane left by each partial pass. */
+/** How the backend stores textures, and how x and dy arrive. */
+export interface TextureFormat {
+  /** Half-float textures (tfjs's WEBGL_RENDER_FLOAT32_ENABLED false, e.g. WEBGL_FORCE_F16_TEXTURES). */
+  halfFloat: boolean;
+  /** x (and dy) are packed textures. */
+  packed: boolean;
+}
+
+/** Quantities per lane left by each partial pass; one more part holds the channel's shift s. */
 const MOMENT_PARTS = 2;
 const GRADIENT_PARTS = 3;
 
 /** A number as a GLSL float literal (exponent form is valid GLSL ES 3.00: `1e-3`, `1.5e+0`). */
 function glslFloat(value: number): string {
   return value.toExponential();
+}
+
+/** x's packed view: [B, R, C] with R, C its last two dimensions (a rank-2 x gets B = 1). */
+export function packedView(shape: number[]): number[] {
+  const [rows, cols] = shape.slice(-2);
+  return [shape.slice(0, -2).reduce((a, b) => a * b, 1), rows, cols];
+}
+
+/**
+ * Readers: `<name>At(i)` for the full-size inputs (value i in row-major order), `<name>At(c)` for
+ * per-channel vectors, `statAt(c, k)` for the [channels, k] stats of a merge pass.
+ */
+function readers(plan: LanePlan, packed: boolean, full: string[], vectors: string[], stats: boolean): string {
+  const getter = (name: string) => `get${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+  if (!packed) {
+    return [
+      ...full.map(name => `float ${name}At(int i) { return ${getter(name)}(i); }`),
+      ...vectors.map(name => `float ${name}At(int c) { return ${getter(name)}(c); }`),
+      ...(stats ? ['float statAt(int c, int k) { return getStats(c, k); }'] : []),
+    ].join('\n    ');
+  }
+  const [, rows, cols] = packedView(plan.shape);
+  // A packed texel holds (r, c), (r, c + 1), (r + 1, c), (r + 1, c + 1) of the last two dimensions.
+  return [`float inTexel(vec4 t, int r, int c) {
+      bool right = c - (c / 2) * 2 == 1;
+      return r - (r / 2) * 2 == 0 ? (right ? t.y : t.x) : (right ? t.w : t.z);
+    }`,
+  ...full.map(name => `float ${name}At(int i) {
+      int row = i / ${cols};
+      int col = i - row * ${cols};
+      int b = row / ${rows};
+      int r = row - b * ${rows};
+      return inTexel(${getter(name)}(b, r, col), r, col);
+    }`),
+  // A packed vector is a row: its texels hold (c, c + 1).
+  ...vectors.map(name => `float ${name}At(int c) { return inTexel(${getter(name)}(c), 0, c); }`),
+  ...(stats ? ['float statAt(int c, int k) { return inTexel(getStats(c, k), c, k); }'] : []),
+  ].join('\n    ');
 }
 
 /** Index arithmetic of gpu_plan.ts with the problem's constants. */
@@ -49,30 +106,40 @@ function geometry(plan: LanePlan): string {
     }`;
 }
 
-/** The partial passes' output: [quantity, channel, lane], or [quantity, lane, channel] when channels are fastest. */
+/** The partial passes' output: [part, channel, lane], or [part, lane, channel] when channels are fastest. */
 function partialShape(plan: LanePlan, parts: number): number[] {
-  return plan.channelFastest ? [parts, plan.lanes, plan.channels] : [parts, plan.channels, plan.lanes];
+  return plan.channelFastest ? [parts + 1, plan.lanes, plan.channels] : [parts + 1, plan.channels, plan.lanes];
 }
 
 /** Arguments of getPartials(part, …) for channel c and lane q, matching partialShape. */
-function partialAt(plan: LanePlan, part: number | string, lane = 'q'): string {
+function partialAt(plan: LanePlan, part: number, lane = 'q'): string {
   return plan.channelFastest ? `${part}, ${lane}, c` : `${part}, c, ${lane}`;
 }
 
-/** A partial pass: `walk` accumulates over the lane's values (value index `k`, d = x − s − base). */
-function partialProgram(plan: LanePlan, parts: number, variableNames: string[], declare: string, walk: string,
+/**
+ * A partial pass: `walk` accumulates over the lane's values (value index `k`, d = x − s − base),
+ * `result` writes part `part` of the lane. Part `parts` is the channel's shift s itself, which the
+ * merge needs for the mean and could otherwise only read from x (in x's layout, not the merge's).
+ */
+function partialProgram(plan: LanePlan, packed: boolean, parts: number, full: string[], declare: string, walk: string,
                         result: string): GlslProgram {
   return {
-    variableNames,
+    variableNames: full,
     outputShape: partialShape(plan, parts),
+    packedInputs: packed,
     userCode: `${geometry(plan)}
+    ${readers(plan, packed, full, [], false)}
     void main() {
       ivec3 coords = getOutputCoords();
       int part = coords.x;
       int c = coords.${plan.channelFastest ? 'z' : 'y'};
       int q = coords.${plan.channelFastest ? 'y' : 'z'};
-      float s = getX(c * ${plan.inner});
-      float base = getX(valueAt(c, q)) - s;
+      float s = xAt(c * ${plan.inner});
+      if (part == ${parts}) {
+        setOutput(s);
+        return;
+      }
+      float base = xAt(valueAt(c, q)) - s;
       ${declare}
       for (int iter = 0; iter < ${plan.steps}; iter++) {
         int j = q + iter * ${plan.lanes};
@@ -80,7 +147,7 @@ function partialProgram(plan: LanePlan, parts: number, variableNames: string[], 
           break;
         }
         int k = valueAt(c, j);
-        float d = (getX(k) - s) - base;
+        float d = (xAt(k) - s) - base;
         ${walk}
       }
       float n = laneCount(q);
@@ -90,8 +157,8 @@ function partialProgram(plan: LanePlan, parts: number, variableNames: string[], 
 }
 
 /** Per lane: mean of x − s, and the standard deviation (see below). */
-function momentPartials(plan: LanePlan): GlslProgram {
-  return partialProgram(plan, MOMENT_PARTS, ['x'], 'float sum = 0.0; float sumSq = 0.0;', 'sum += d; sumSq += d * d;', `
+function momentPartials(plan: LanePlan, packed: boolean): GlslProgram {
+  return partialProgram(plan, packed, MOMENT_PARTS, ['x'], 'float sum = 0.0; float sumSq = 0.0;', 'sum += d; sumSq += d * d;', `
       float m = sum / n;
       float v = sumSq / n - m * m;
       // The lane's standard deviation, not its variance: a lane of 16 values can have 2.5× the
@@ -99,9 +166,9 @@ function momentPartials(plan: LanePlan): GlslProgram {
       setOutput(part == 0 ? base + m : sqrt(v < 0.0 ? 0.0 : v));  // keeps NaN, unlike max`);
 }
 
-function gradientPartials(plan: LanePlan): GlslProgram {
-  return partialProgram(plan, GRADIENT_PARTS, ['dy', 'x'], 'float sumX = 0.0; float sumDy = 0.0; float sumDyX = 0.0;', `
-        float g = getDy(k);
+function gradientPartials(plan: LanePlan, packed: boolean): GlslProgram {
+  return partialProgram(plan, packed, GRADIENT_PARTS, ['dy', 'x'], 'float sumX = 0.0; float sumDy = 0.0; float sumDyX = 0.0;', `
+        float g = dyAt(k);
         sumX += d;
         sumDy += g;
         sumDyX += g * d;`, `
@@ -128,12 +195,12 @@ function storeFunction(halfFloat: boolean): string {
 /**
  * A merge pass: one fragment per (channel, column) merges all lanes of its channel in order (count
  * first in the state; a count of 0 is the identity), then `finish` picks the column's value and
- * writes it with `setOutput(store(value))`.
+ * writes it with `setOutput(store(value))`. The channel's shift is `s`.
  */
-function mergeProgram(plan: LanePlan, width: number, variableNames: string[], state: string, merge: string,
+function mergeProgram(plan: LanePlan, parts: number, width: number, vectors: string[], state: string, merge: string,
                       load: string, finish: string, halfFloat: boolean): GlslProgram {
   return {
-    variableNames,
+    variableNames: ['partials', ...vectors],
     outputShape: [plan.channels, width],
     userCode: `${geometry(plan)}${storeFunction(halfFloat)}
     float square(float v) {
@@ -157,6 +224,7 @@ function mergeProgram(plan: LanePlan, width: number, variableNames: string[], st
         float n = laneCount(q);
         acc = merge(acc, ${load});
       }
+      float s = getPartials(${partialAt(plan, parts, '0')});
       ${finish}
     }`,
   };
@@ -164,7 +232,7 @@ function mergeProgram(plan: LanePlan, width: number, variableNames: string[], st
 
 function momentMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslProgram {
   // (count, mean of x − s, sum of squared deviations): Chan et al.'s pairwise update.
-  return mergeProgram(plan, MOMENT_STATS, ['partials', 'gamma', 'beta', 'x'], 'vec3', `
+  return mergeProgram(plan, MOMENT_PARTS, MOMENT_STATS, ['gamma', 'beta'], 'vec3', `
       float n = a.x + b.x;
       float d = b.y - a.y;
       return vec3(n, a.y + d * (b.x / n), a.z + b.z + d * d * (a.x * (b.x / n)));`,
@@ -172,12 +240,12 @@ function momentMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslP
       float v = acc.z / acc.x;
       setOutput(store(column == 0 ? acc.y : column == 1 ? v :
                       column == 2 ? getGamma(c) * inverseRoot(v, ${glslFloat(epsilon)}) :
-                      column == 3 ? getBeta(c) : getX(c * ${plan.inner}) + acc.y));`, halfFloat);
+                      column == 3 ? getBeta(c) : s + acc.y));`, halfFloat);
 }
 
 function gradientMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslProgram {
   // (count, mean of x − s, Σdy, Σdy·(x − mean)): the co-moment form of the same update.
-  return mergeProgram(plan, GRADIENT_STATS, ['partials', 'gamma', 'variance', 'dmean', 'dvariance'], 'vec4', `
+  return mergeProgram(plan, GRADIENT_PARTS, GRADIENT_STATS, ['gamma', 'variance', 'dmean', 'dvariance'], 'vec4', `
       float n = a.x + b.x;
       float d = b.y - a.y;
       return vec4(n, a.y + d * (b.x / n), a.z + b.z, a.w + b.w + d * (a.x * b.z - b.x * a.z) / n);`,
@@ -193,36 +261,57 @@ function gradientMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): Gls
       setOutput(store(value));`, halfFloat);
 }
 
-/** One fragment per element of x (flat); `c` is its channel. */
-function elementwise(plan: LanePlan, variableNames: string[], value: string): GlslProgram {
-  return {
-    variableNames,
-    outputShape: [plan.outer * plan.channels * plan.inner],
-    userCode: `${geometry(plan)}
-    void main() {
-      int index = getOutputCoords();
-      int c = channelOf(index);
+/**
+ * An elementwise pass over x in its own layout: `value` computes the result for element `i` (of
+ * channel `c`, with x value `xv` and, when given, dy value `dyv`). Unpacked: a fragment per element.
+ * Packed: a fragment per texel computes its four elements (the ones past the edge are not stored).
+ */
+function elementwise(plan: LanePlan, packed: boolean, full: string[], vectors: string[], stats: boolean,
+                     value: string): GlslProgram {
+  const size = plan.outer * plan.channels * plan.inner;
+  const names = [...full, ...vectors, ...(stats ? ['stats'] : [])];
+  const common = `${geometry(plan)}
+    ${readers(plan, packed, full, vectors, stats)}
+    float elementValue(int i, float xv, float dyv) {
+      int c = channelOf(i);
       ${value}
-    }`,
-  };
+    }`;
+  const dy = full.includes('dy');
+  if (!packed) {
+    return {variableNames: names, outputShape: [size], userCode: `${common}
+    void main() {
+      int i = getOutputCoords();
+      setOutput(elementValue(i, getX(i), ${dy ? 'getDy(i)' : '0.0'}));
+    }`};
+  }
+  const [, rows, cols] = packedView(plan.shape);
+  return {variableNames: names, outputShape: packedView(plan.shape), packedInputs: true, packedOutput: true, userCode: `${common}
+    void main() {
+      ivec3 rc = getOutputCoords();
+      int i = (rc.x * ${rows} + rc.y) * ${cols} + rc.z;
+      vec4 xs = getXAtOutCoords();
+      vec4 dys = ${dy ? 'getDyAtOutCoords()' : 'vec4(0.0)'};
+      setOutput(vec4(elementValue(i, xs.x, dys.x), elementValue(i + 1, xs.y, dys.y),
+                     elementValue(i + ${cols}, xs.z, dys.z), elementValue(i + ${cols + 1}, xs.w, dys.w)));
+    }`};
 }
 
-function normalize(plan: LanePlan): GlslProgram {
-  return elementwise(plan, ['x', 'stats'], `
-      float centered = (getX(index) - getX(c * ${plan.inner})) - getStats(c, 0);
-      setOutput(centered * getStats(c, 2) + getStats(c, 3));`);
+function normalize(plan: LanePlan, packed: boolean): GlslProgram {
+  return elementwise(plan, packed, ['x'], [], true, `
+      float centered = (xv - xAt(c * ${plan.inner})) - statAt(c, 0);
+      return centered * statAt(c, 2) + statAt(c, 3);`);
 }
 
-function gradientApply(plan: LanePlan): GlslProgram {
-  return elementwise(plan, ['dy', 'x', 'stats'], `
-      float centered = (getX(index) - getX(c * ${plan.inner})) - getStats(c, 3);
-      setOutput(getStats(c, 0) * getDy(index) + getStats(c, 1) * centered + getStats(c, 2));`);
+function gradientApply(plan: LanePlan, packed: boolean): GlslProgram {
+  return elementwise(plan, packed, ['dy', 'x'], [], true, `
+      float centered = (xv - xAt(c * ${plan.inner})) - statAt(c, 3);
+      return statAt(c, 0) * dyv + statAt(c, 1) * centered + statAt(c, 2);`);
 }
 
-function infer(plan: LanePlan, epsilon: number): GlslProgram {
-  return elementwise(plan, ['x', 'mean', 'variance', 'gamma', 'beta'], `
-      float scale = getGamma(c) * inverseRoot(getVariance(c), ${glslFloat(epsilon)});
-      setOutput((getX(index) - getMean(c)) * scale + getBeta(c));`);
+function infer(plan: LanePlan, packed: boolean, epsilon: number): GlslProgram {
+  return elementwise(plan, packed, ['x'], ['mean', 'variance', 'gamma', 'beta'], false, `
+      float scale = gammaAt(c) * inverseRoot(varianceAt(c), ${glslFloat(epsilon)});
+      return (xv - meanAt(c)) * scale + betaAt(c);`);
 }
 
 function pick(column: number, plan: LanePlan): GlslProgram {
@@ -236,16 +325,17 @@ function pick(column: number, plan: LanePlan): GlslProgram {
   };
 }
 
-/** The program of a pass; `halfFloat` when the backend's textures are half floats (WEBGL_RENDER_FLOAT32_ENABLED false). */
-export function glslProgram(pass: Pass, halfFloat: boolean): GlslProgram {
+/** The program of a pass. */
+export function glslProgram(pass: Pass, format: TextureFormat): GlslProgram {
+  const {halfFloat, packed} = format;
   switch (pass.kind) {
-    case 'momentPartials': return momentPartials(pass.plan);
+    case 'momentPartials': return momentPartials(pass.plan, packed);
     case 'momentMerge': return momentMerge(pass.plan, pass.epsilon, halfFloat);
-    case 'normalize': return normalize(pass.plan);
-    case 'gradientPartials': return gradientPartials(pass.plan);
+    case 'normalize': return normalize(pass.plan, packed);
+    case 'gradientPartials': return gradientPartials(pass.plan, packed);
     case 'gradientMerge': return gradientMerge(pass.plan, pass.epsilon, halfFloat);
-    case 'gradientApply': return gradientApply(pass.plan);
+    case 'gradientApply': return gradientApply(pass.plan, packed);
     case 'pick': return pick(pass.column, pass.plan);
-    case 'infer': return infer(pass.plan, pass.epsilon);
+    case 'infer': return infer(pass.plan, packed, pass.epsilon);
   }
 }

@@ -14,18 +14,26 @@ interface WebGPUBackend {
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
+function flat(t: TensorInfo): TensorInfo {
+  return {dataId: t.dataId, shape: [util.sizeFromShape(t.shape)], dtype: t.dtype};
+}
+
 /** The kernels' access to the webgpu backend. */
 export const webgpuAccess: GpuAccess = {
   // About 64K lanes fill a large GPU with memory requests; a merge workgroup of 64 threads then
   // merges at most 16 lanes per thread.
   limits: {threads: 65536, maxLanes: 1024, minSteps: 16},
-  // Storage buffers are flat already: a view of another shape is the same buffer.
-  input: (_backend, t) => ({view: {dataId: t.dataId, shape: [util.sizeFromShape(t.shape)], dtype: t.dtype}, release: () => {}}),
-  run(backend, pass, inputs) {
-    const {program, uniforms} = wgslProgram(pass);
-    return (backend as WebGPUBackend).runWebGPUProgram(program, inputs, 'float32', uniforms);
-  },
-  dispose(backend, t) {
-    (backend as WebGPUBackend).disposeData(t.dataId);
+  begin(backend, fullSize) {
+    const gpu = backend as WebGPUBackend;
+    return {
+      // Storage buffers are flat already: a view of another shape is the same buffer.
+      views: fullSize.map(flat),
+      run(pass, inputs) {
+        const {program, uniforms} = wgslProgram(pass);
+        return gpu.runWebGPUProgram(program, inputs, 'float32', uniforms);
+      },
+      dispose: t => { gpu.disposeData(t.dataId); },
+      release: () => {},
+    };
   },
 };

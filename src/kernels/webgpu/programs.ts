@@ -90,8 +90,13 @@ function laneOfThread(plan: LanePlan): string {
     'let q = index % uniforms.lanes; let c = index / uniforms.lanes;';
 }
 
+/**
+ * Per lane: (mean of x − s, biased variance); after all lanes, the shift s of each channel (written
+ * by its lane 0), which the merge needs for the mean.
+ */
 function momentPartials(plan: LanePlan): WgslProgram {
-  return program(`momentPartials_${plan.channelFastest}`, plan.channels * plan.lanes * MOMENT_PARTS, ['x'], plan.channels * plan.lanes, `
+  const size = plan.channels * plan.lanes * MOMENT_PARTS + plan.channels;
+  return program(`momentPartials_${plan.channelFastest}`, size, ['x'], plan.channels * plan.lanes, `
   fn main(index : i32) {
     if (index >= uniforms.channels * uniforms.lanes) { return; }
     ${laneOfThread(plan)}
@@ -109,6 +114,9 @@ function momentPartials(plan: LanePlan): WgslProgram {
     let at = (c * uniforms.lanes + q) * ${MOMENT_PARTS};
     setOutputAtIndex(at, base + mean);
     setOutputAtIndex(at + 1, notBelowZero(sumSq / n - mean * mean));
+    if (q == 0) {
+      setOutputAtIndex(uniforms.channels * uniforms.lanes * ${MOMENT_PARTS} + c, s);
+    }
   }`);
 }
 
@@ -183,7 +191,7 @@ function mergeProgram(key: string, plan: LanePlan, width: number, variableNames:
 
 function momentMerge(plan: LanePlan): WgslProgram {
   // (count, mean of x − s, sum of squared deviations): Chan et al.'s pairwise update.
-  return mergeProgram('momentMerge', plan, MOMENT_STATS, ['partials', 'gamma', 'beta', 'x'], 'vec3<f32>', `
+  return mergeProgram('momentMerge', plan, MOMENT_STATS, ['partials', 'gamma', 'beta'], 'vec3<f32>', `
     let n = a.x + b.x;
     let d = b.y - a.y;
     return vec3<f32>(n, a.y + d * (b.x / n), a.z + b.z + d * d * (a.x * (b.x / n)));`,
@@ -193,7 +201,7 @@ function momentMerge(plan: LanePlan): WgslProgram {
       setOutputAtIndex(at + 1, variance);
       setOutputAtIndex(at + 2, gamma[c] * inverseRoot(variance));
       setOutputAtIndex(at + 3, beta[c]);
-      setOutputAtIndex(at + 4, x[c * uniforms.inner] + acc.y);`);
+      setOutputAtIndex(at + 4, partials[uniforms.channels * uniforms.lanes * ${MOMENT_PARTS} + c] + acc.y);`);
 }
 
 function gradientMerge(plan: LanePlan): WgslProgram {
