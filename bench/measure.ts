@@ -168,15 +168,22 @@ export async function benchBackend(backend: string, shapes: BenchShape[], plan: 
   return rows;
 }
 
-/** How the convnet epochs are timed: `samples` images in batches of `batchSize`, `rounds` timed epochs per model. */
+/**
+ * How the convnet epochs are timed: `samples` images of `imageSize`² pixels in batches of
+ * `batchSize`, `rounds` timed epochs per model.
+ */
 export interface ConvnetPlan {
   samples: number;
+  imageSize: number;
   batchSize: number;
   rounds: number;
 }
 
-export const CONVNET_FULL: ConvnetPlan = {samples: 512, batchSize: 64, rounds: 3};
-export const CONVNET_QUICK: ConvnetPlan = {samples: 128, batchSize: 64, rounds: 1};
+/** MNIST-sized images on webgl; smaller ones on webgpu, whose conv2d gradients are ~10× slower on SwiftShader. */
+export function convnetPlan(backend: string, quick: boolean): ConvnetPlan {
+  const imageSize = backend === 'webgpu' ? 14 : 28;
+  return quick ? {samples: 128, imageSize, batchSize: 64, rounds: 1} : {samples: 256, imageSize, batchSize: 64, rounds: 3};
+}
 
 /**
  * Times one training epoch (model.fit) of the convnet without normalization, with the stock layer
@@ -184,8 +191,8 @@ export const CONVNET_QUICK: ConvnetPlan = {samples: 128, batchSize: 64, rounds: 
  * `rounds` epochs per model, the models alternating; medians.
  */
 export async function convnetEpochs(backend: string, plan: ConvnetPlan): Promise<ConvnetResult[]> {
-  const {xs, ys} = convnetData(plan.samples);
-  const models = CONVNET_VARIANTS.map(variant => ({variant, model: convnet(variant), times: [] as number[]}));
+  const {xs, ys} = convnetData(plan.samples, plan.imageSize);
+  const models = CONVNET_VARIANTS.map(variant => ({variant, model: convnet(variant, plan.imageSize), times: [] as number[]}));
   // yieldEvery 'never': no waits for the next animation frame between batches inside the timings.
   const epoch = async (model: tf.Sequential) => {
     const start = performance.now();
@@ -197,7 +204,8 @@ export async function convnetEpochs(backend: string, plan: ConvnetPlan): Promise
     for (let round = 0; round < plan.rounds; round++) {
       for (const m of round % 2 === 0 ? models : [...models].reverse()) m.times.push(await epoch(m.model));
     }
-    const results = models.map(m => ({backend, variant: m.variant, epochMs: median(m.times), epochs: m.times.length}));
+    const results = models.map(m => ({backend, variant: m.variant, epochMs: median(m.times), epochs: m.times.length,
+      images: `${plan.samples} of ${plan.imageSize}×${plan.imageSize}`}));
     console.log(`  ${backend} convnet epoch: ${results.map(r => `${r.variant} ${r.epochMs.toFixed(0)} ms`).join(', ')}`);
     return results;
   } finally {

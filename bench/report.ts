@@ -64,6 +64,8 @@ export interface ConvnetResult {
   epochMs: number;
   /** Timed epochs. */
   epochs: number;
+  /** The training images, in words. */
+  images: string;
 }
 
 /** A target of issue 4 and whether this run meets it. */
@@ -170,8 +172,8 @@ export function markdownMachine(m: Machine): string {
 
 /** What batch norm adds to a convnet epoch, per backend, as Markdown. */
 export function markdownConvnet(results: ConvnetResult[]): string {
-  const lines = ['| backend | no normalization ms | stock layer ms | ours ms | stock adds | ours adds | ours / stock added |',
-    '|---|---|---|---|---|---|---|'];
+  const lines = ['| backend | images | no normalization ms | stock layer ms | ours ms | stock adds | ours adds | ours / stock added |',
+    '|---|---|---|---|---|---|---|---|'];
   for (const backend of [...new Set(results.map(r => r.backend))]) {
     const ms = (variant: ConvnetResult['variant']) => results.find(r => r.backend === backend && r.variant === variant)?.epochMs;
     const none = ms('none');
@@ -179,7 +181,8 @@ export function markdownConvnet(results: ConvnetResult[]): string {
     const percent = (v?: number) => (v == null || none == null ? '–' : `${((100 * v) / none).toFixed(0)}%`);
     const stock = added(ms('stock'));
     const ours = added(ms('ours'));
-    lines.push(`| ${backend} | ${fmtMs(none)} | ${fmtMs(ms('stock'))} | ${fmtMs(ms('ours'))} | ${percent(stock)} | ${percent(ours)} | ` +
+    const images = results.find(r => r.backend === backend)?.images ?? '–';
+    lines.push(`| ${backend} | ${images} | ${fmtMs(none)} | ${fmtMs(ms('stock'))} | ${fmtMs(ms('ours'))} | ${percent(stock)} | ${percent(ours)} | ` +
       `${stock == null || ours == null || stock <= 0 ? '–' : (ours / stock).toFixed(2)} |`);
   }
   return lines.join('\n');

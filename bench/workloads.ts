@@ -125,17 +125,16 @@ export function trainingStep(c: Contender, {x, dy}: Inputs): tf.Tensor[] {
 /** The convnet-epoch benchmark's models: without normalization, with the stock layer, with ours. */
 export type ConvnetVariant = 'none' | 'stock' | 'ours';
 export const CONVNET_VARIANTS: ConvnetVariant[] = ['none', 'stock', 'ours'];
-const CONVNET_INPUT: [number, number, number] = [28, 28, 1];
 const CONVNET_CLASSES = 10;
 
 /**
  * The small convnet of issue 13 (conv–norm–relu–pool ×2, then a softmax dense layer), compiled for
  * SGD. Convolutions followed by normalization have no bias (it would be cancelled), as usual.
  */
-export function convnet(variant: ConvnetVariant): tf.Sequential {
+export function convnet(variant: ConvnetVariant, imageSize: number): tf.Sequential {
   const model = tf.sequential();
   const block = (filters: number, seed: number, first: boolean) => {
-    model.add(tf.layers.conv2d({...(first ? {inputShape: CONVNET_INPUT} : {}), filters, kernelSize: 3, padding: 'same',
+    model.add(tf.layers.conv2d({...(first ? {inputShape: [imageSize, imageSize, 1]} : {}), filters, kernelSize: 3, padding: 'same',
       useBias: variant === 'none', kernelInitializer: tf.initializers.glorotUniform({seed})}));
     if (variant === 'stock') model.add(tf.layers.batchNormalization());
     if (variant === 'ours') model.add(batchNormalization());
@@ -151,9 +150,9 @@ export function convnet(variant: ConvnetVariant): tf.Sequential {
 }
 
 /** Deterministic images and one-hot labels for the convnet (the timing does not depend on the values). */
-export function convnetData(samples: number): {xs: tf.Tensor4D; ys: tf.Tensor2D} {
+export function convnetData(samples: number, imageSize: number): {xs: tf.Tensor4D; ys: tf.Tensor2D} {
   return tf.tidy(() => ({
-    xs: tf.randomNormal([samples, ...CONVNET_INPUT], 0, 1, 'float32', 4) as tf.Tensor4D,
+    xs: tf.randomNormal([samples, imageSize, imageSize, 1], 0, 1, 'float32', 4) as tf.Tensor4D,
     ys: tf.oneHot(tf.randomUniform([samples], 0, CONVNET_CLASSES, 'int32', 5) as tf.Tensor1D, CONVNET_CLASSES).toFloat() as tf.Tensor2D,
   }));
 }

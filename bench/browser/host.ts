@@ -9,7 +9,7 @@
 import * as os from 'os';
 import {join} from 'path';
 import {bundlePage, launchChromium, servePages, WASM_DIR} from '../../__tests__/support/chromium';
-import {ConvnetPlan, CONVNET_FULL, CONVNET_QUICK, Plan} from '../measure';
+import type {Plan} from '../measure';
 import {checkBrowserTargets, Machine, markdownConvnet, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, stockNotes, writeResults} from '../report';
 import type {BenchShape} from '../workloads';
 import type {BrowserBenchOptions, BrowserBenchResult} from './page';
@@ -39,7 +39,7 @@ Kernels: tf.profile of one call. "wrong results" / "fails": the stock layer disa
 1e-3 relative / throws. The wasm rows are tfjs's multi-threaded SIMD build (the page is cross-origin
 isolated), with this package's SIMD loops in its shared memory.`;
 
-const CONVNET_NOTES = `One training epoch (\`model.fit\`, SGD, batch 64, 512 random 28×28×1 images) of conv(16)–norm–relu–pool,
+const CONVNET_NOTES = `One training epoch (\`model.fit\`, SGD, batch 64, random one-channel images) of conv(16)–norm–relu–pool,
 conv(32)–norm–relu–pool, dense(10): without normalization, with the stock \`tf.layers.batchNormalization\`,
 with ours; medians of the timed epochs after one untimed epoch each (shader compilation), models
 alternating. "adds" is the epoch time over the model without normalization.`;
@@ -69,7 +69,7 @@ export async function runBrowserBench(run: BrowserRun): Promise<void> {
     page.on('pageerror', e => errors.push(e.message));
     await page.goto(`${server.url}index.html`);
     await page.waitForFunction(() => window.benchPage != null, undefined, {timeout: 60_000});
-    const convnet: ConvnetPlan | null = run.shapes.length === 0 ? null : run.quick ? CONVNET_QUICK : CONVNET_FULL;
+    const convnet = run.quick ? 'quick' : 'full';
     const options: BrowserBenchOptions = {backends: run.backends, shapeIds: run.shapes.map(s => s.id), plan: run.plan, convnet};
     const result = await page.evaluate(o => window.benchPage!.run(o), options);
     if (errors.length > 0) throw new Error(`the benchmark page failed: ${errors.join('; ')}`);

@@ -9,7 +9,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import '../../src';
 import {simdLoopsAvailable} from '../../src/kernels/simd';
-import {benchBackend, ConvnetPlan, convnetEpochs, Plan, readOneValue} from '../measure';
+import {benchBackend, convnetEpochs, convnetPlan, Plan, readOneValue} from '../measure';
 import type {ConvnetResult, Row} from '../report';
 import {SHAPES} from '../workloads';
 
@@ -18,8 +18,8 @@ export interface BrowserBenchOptions {
   backends: string[];
   shapeIds: string[];
   plan: Plan;
-  /** null: no convnet epochs. */
-  convnet: ConvnetPlan | null;
+  /** Time convnet epochs (full or quick plan), or not. */
+  convnet: 'full' | 'quick' | 'none';
 }
 
 /** What the page measured, and where. */
@@ -76,7 +76,7 @@ async function run(options: BrowserBenchOptions): Promise<BrowserBenchResult> {
     const rows = await benchBackend(backend, shapes, options.plan, gpu ? readOneValue : undefined);
     result.rows.push(...rows.map(r => (gpu ? r : {...r, backend: WASM_LABEL})));
     // tfjs-backend-wasm 4.22 cannot train conv2d (no Conv2DBackpropFilter): the convnet runs on the GPU backends.
-    if (options.convnet != null && gpu) result.convnet.push(...await convnetEpochs(backend, options.convnet));
+    if (options.convnet !== 'none' && gpu) result.convnet.push(...await convnetEpochs(backend, convnetPlan(backend, options.convnet === 'quick')));
   }
   return result;
 }
