@@ -262,56 +262,85 @@ function gradientMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): Gls
 }
 
 /**
- * An elementwise pass over x in its own layout: `value` computes the result for element `i` (of
- * channel `c`, with x value `xv` and, when given, dy value `dyv`). Unpacked: a fragment per element.
- * Packed: a fragment per texel computes its four elements (the ones past the edge are not stored).
+ * Writes a per-channel value for the elements a fragment computes, given the GLSL expression of it
+ * for one channel index: a float for an unpacked fragment, a vec4 for a packed one.
+ */
+type Gather = (perChannel: (channel: string) => string) => string;
+
+/**
+ * Which channels the four values of a packed texel belong to: `lastAxis` (channels are x's last
+ * dimension: c, c + 1, c, c + 1, with c even), `plane` (a texel lies within one channel, as in
+ * channels-first layouts whose channel holds whole [R, C] planes), or `general` (each its own).
+ */
+function texelChannels(plan: LanePlan): {declare: string; gather: Gather} {
+  const [, rows, cols] = packedView(plan.shape);
+  if (plan.inner === 1 && plan.channels === cols) {
+    return {declare: 'ivec4 ch = ivec4(rc.z, rc.z + 1, rc.z, rc.z + 1);',
+      gather: f => `vec2(${f('ch.x')}, ${f('ch.y')}).xyxy`};
+  }
+  if (plan.inner % (rows * cols) === 0) {
+    return {declare: `int plane = rc.x / ${plan.inner / (rows * cols)};
+      ivec4 ch = ivec4(plane - (plane / ${plan.channels}) * ${plan.channels});`, gather: f => `vec4(${f('ch.x')})`};
+  }
+  return {declare: `int i = (rc.x * ${rows} + rc.y) * ${cols} + rc.z;
+      ivec4 ch = ivec4(channelOf(i), channelOf(i + 1), channelOf(i + ${cols}), channelOf(i + ${cols + 1}));`,
+  gather: f => `vec4(${f('ch.x')}, ${f('ch.y')}, ${f('ch.z')}, ${f('ch.w')})`};
+}
+
+/**
+ * An elementwise pass over x in its own layout. `value(T, gather)` is the GLSL body of
+ * `T value(channels ch, T xv, T dyv)` (T: float unpacked, vec4 packed) that returns the result for
+ * x value(s) `xv` and dy value(s) `dyv`, reading per-channel values through `gather`. Unpacked: a
+ * fragment per element. Packed: a fragment per texel, four elements at once (those past the edge
+ * are not stored).
  */
 function elementwise(plan: LanePlan, packed: boolean, full: string[], vectors: string[], stats: boolean,
-                     value: string): GlslProgram {
-  const size = plan.outer * plan.channels * plan.inner;
+                     value: (type: string, gather: Gather) => string): GlslProgram {
   const names = [...full, ...vectors, ...(stats ? ['stats'] : [])];
-  const common = `${geometry(plan)}
-    ${readers(plan, packed, full, vectors, stats)}
-    float elementValue(int i, float xv, float dyv) {
-      int c = channelOf(i);
-      ${value}
-    }`;
-  const dy = full.includes('dy');
+  const readDy = full.includes('dy');
+  const prelude = `${geometry(plan)}
+    ${readers(plan, packed, full, vectors, stats)}`;
   if (!packed) {
-    return {variableNames: names, outputShape: [size], userCode: `${common}
+    return {variableNames: names, outputShape: [plan.outer * plan.channels * plan.inner], userCode: `${prelude}
+    float value(int ch, float xv, float dyv) {
+      ${value('float', f => f('ch'))}
+    }
     void main() {
       int i = getOutputCoords();
-      setOutput(elementValue(i, getX(i), ${dy ? 'getDy(i)' : '0.0'}));
+      setOutput(value(channelOf(i), getX(i), ${readDy ? 'getDy(i)' : '0.0'}));
     }`};
   }
-  const [, rows, cols] = packedView(plan.shape);
-  return {variableNames: names, outputShape: packedView(plan.shape), packedInputs: true, packedOutput: true, userCode: `${common}
+  const {declare, gather} = texelChannels(plan);
+  return {variableNames: names, outputShape: packedView(plan.shape), packedInputs: true, packedOutput: true, userCode: `${prelude}
+    vec4 inverseRoot(vec4 v, float epsilon) {
+      return vec4(inverseRoot(v.x, epsilon), inverseRoot(v.y, epsilon), inverseRoot(v.z, epsilon), inverseRoot(v.w, epsilon));
+    }
+    vec4 value(ivec4 ch, vec4 xv, vec4 dyv) {
+      ${value('vec4', gather)}
+    }
     void main() {
       ivec3 rc = getOutputCoords();
-      int i = (rc.x * ${rows} + rc.y) * ${cols} + rc.z;
-      vec4 xs = getXAtOutCoords();
-      vec4 dys = ${dy ? 'getDyAtOutCoords()' : 'vec4(0.0)'};
-      setOutput(vec4(elementValue(i, xs.x, dys.x), elementValue(i + 1, xs.y, dys.y),
-                     elementValue(i + ${cols}, xs.z, dys.z), elementValue(i + ${cols + 1}, xs.w, dys.w)));
+      ${declare}
+      setOutput(value(ch, getXAtOutCoords(), ${readDy ? 'getDyAtOutCoords()' : 'vec4(0.0)'}));
     }`};
 }
 
 function normalize(plan: LanePlan, packed: boolean): GlslProgram {
-  return elementwise(plan, packed, ['x'], [], true, `
-      float centered = (xv - xAt(c * ${plan.inner})) - statAt(c, 0);
-      return centered * statAt(c, 2) + statAt(c, 3);`);
+  return elementwise(plan, packed, ['x'], [], true, (T, g) => `
+      ${T} centered = (xv - ${g(c => `xAt(${c} * ${plan.inner})`)}) - ${g(c => `statAt(${c}, 0)`)};
+      return centered * ${g(c => `statAt(${c}, 2)`)} + ${g(c => `statAt(${c}, 3)`)};`);
 }
 
 function gradientApply(plan: LanePlan, packed: boolean): GlslProgram {
-  return elementwise(plan, packed, ['dy', 'x'], [], true, `
-      float centered = (xv - xAt(c * ${plan.inner})) - statAt(c, 3);
-      return statAt(c, 0) * dyv + statAt(c, 1) * centered + statAt(c, 2);`);
+  return elementwise(plan, packed, ['dy', 'x'], [], true, (T, g) => `
+      ${T} centered = (xv - ${g(c => `xAt(${c} * ${plan.inner})`)}) - ${g(c => `statAt(${c}, 3)`)};
+      return ${g(c => `statAt(${c}, 0)`)} * dyv + ${g(c => `statAt(${c}, 1)`)} * centered + ${g(c => `statAt(${c}, 2)`)};`);
 }
 
 function infer(plan: LanePlan, packed: boolean, epsilon: number): GlslProgram {
-  return elementwise(plan, packed, ['x'], ['mean', 'variance', 'gamma', 'beta'], false, `
-      float scale = gammaAt(c) * inverseRoot(varianceAt(c), ${glslFloat(epsilon)});
-      return (xv - meanAt(c)) * scale + betaAt(c);`);
+  return elementwise(plan, packed, ['x'], ['mean', 'variance', 'gamma', 'beta'], false, (T, g) => `
+      ${T} scale = ${g(c => `gammaAt(${c})`)} * inverseRoot(${g(c => `varianceAt(${c})`)}, ${glslFloat(epsilon)});
+      return (xv - ${g(c => `meanAt(${c})`)}) * scale + ${g(c => `betaAt(${c})`)};`);
 }
 
 function pick(column: number, plan: LanePlan): GlslProgram {
