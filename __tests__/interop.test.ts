@@ -8,7 +8,8 @@ import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
 import {BatchNorm, batchNormalization, replaceBuiltinBatchNormalization, stockFormat} from '../src';
-import {compileForTest, expectSamePredictions, saveToMemory, train} from './support/round_trip';
+import {fileHandler} from '../src/io/file_handler';
+import {compileForTest, expectSamePredictions, loadReplacingStock, saveToMemory, train} from './support/round_trip';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -50,16 +51,6 @@ async function withoutThisPackage<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Loads artifacts with replaceBuiltinBatchNormalization in effect, undoing it afterwards. */
-async function loadReplacingStock(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
-  const undo = replaceBuiltinBatchNormalization();
-  try {
-    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  } finally {
-    undo();
-  }
-}
-
 describe('replaceBuiltinBatchNormalization', () => {
   it('loads a model saved by stock tfjs with BatchNorm in place: same weights, identical predictions; undo restores the stock class', async () => {
     const stock = model(false);
@@ -89,6 +80,31 @@ describe('replaceBuiltinBatchNormalization', () => {
     const afterUndo = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
     expect(afterUndo.getLayer('bn')).not.toBeInstanceOf(BatchNorm);
     expect(afterUndo.getLayer('bn').getClassName()).toBe('BatchNormalization');
+  });
+
+  it.each([
+    ['in call order (u1(); u2())', [0, 1]],
+    ['in reverse order (u2(); u1())', [1, 0]],
+  ])('two replacements undone %s: the stock class comes back only with the last undo', (_, order) => {
+    const stockEntry = classNameMap.BatchNormalization;
+    const undo = [replaceBuiltinBatchNormalization(), replaceBuiltinBatchNormalization()];
+    undo[order[0]]();
+    expect(classNameMap.BatchNormalization).not.toBe(stockEntry); // one replacement is still in effect
+    expect(classNameMap.BatchNormalization[0]).toBe(BatchNorm);
+    undo[order[1]]();
+    expect(classNameMap.BatchNormalization).toBe(stockEntry);
+    undo[order[0]](); // repeated calls change nothing
+    expect(classNameMap.BatchNormalization).toBe(stockEntry);
+  });
+
+  it('an undo leaves alone a registration someone else made meanwhile', () => {
+    const stockEntry = classNameMap.BatchNormalization;
+    const undo = replaceBuiltinBatchNormalization();
+    const theirs = [...stockEntry] as typeof stockEntry;
+    classNameMap.BatchNormalization = theirs;
+    undo();
+    expect(classNameMap.BatchNormalization).toBe(theirs);
+    classNameMap.BatchNormalization = stockEntry;
   });
 
   it('loads a Keras-converted model.json (snake_case config, axis as a one-element list, Keras-only keys)', async () => {
@@ -158,8 +174,8 @@ describe('stockFormat', () => {
     expect(Buffer.from(written.weightData as ArrayBuffer).equals(Buffer.from(stockWritten.weightData as ArrayBuffer))).toBe(true);
 
     // The same through a URL: file:// into a directory, loaded by tfjs without this package's class.
-    await ours.save(stockFormat(`file://${tmp}/stock`));
-    const plain = await withoutThisPackage(() => tf.loadLayersModel(`file://${tmp}/stock/model.json`));
+    await ours.save(stockFormat(fileHandler(`${tmp}/stock`)));
+    const plain = await withoutThisPackage(() => tf.loadLayersModel(fileHandler(`${tmp}/stock/model.json`)));
     expect(plain.getLayer('bn')).not.toBeInstanceOf(BatchNorm);
     expect(plain.getLayer('bn').getClassName()).toBe('BatchNormalization');
     expectSamePredictions(plain, ours);
@@ -174,7 +190,7 @@ describe('stockFormat', () => {
   it('refuses, naming the layer and the option, when the layer has several axes; nothing is written', async () => {
     const m = tf.sequential({layers: [batchNormalization({name: 'bn_hw', axis: [1, 2], inputShape: [3, 4, 2]})]});
     const dir = `${tmp}/refused`;
-    await expect(m.save(stockFormat(`file://${dir}`))).rejects.toThrow(
+    await expect(m.save(stockFormat(fileHandler(dir)))).rejects.toThrow(
         "stockFormat: layer 'bn_hw' (BatchNorm) has axis [1, 2], which the stock BatchNormalization format cannot express");
     await expect(fs.readdir(dir)).rejects.toThrow('ENOENT');
   });

@@ -2,20 +2,18 @@
  * model.save → tf.loadLayersModel round-trips of a model with BatchNorm: in memory, file:// (this
  * package's handler, as tfjs-node is not installable here) and http:// against a local server.
  * Each gives the same topology, bit-identical weights, identical predictions, and a model that
- * keeps training. Also: the file:// layout, atomic saves, and the handler registration rules.
- * IO is backend-independent, so everything runs on cpu.
+ * keeps training. Also: the file:// layout and the handler registration rules (crash consistency
+ * and concurrent saves: save_consistency.test.ts). IO is backend-independent, so everything runs on cpu.
  */
 import * as tf from '@tensorflow/tfjs';
-import * as http from 'http';
+import {createHash} from 'crypto';
+import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import {BatchNorm, checkedLoader, fileHandler} from '../src';
-import {convBatchNormModel, expectKeepsTraining, expectSameModel, expectSamePredictions, saveToMemory, train} from './support/round_trip';
-
-// The fs/promises module object itself (not an import namespace copy), so that jest.spyOn can
-// replace its functions for the handler too, which loads the same object.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const fsp = require('fs/promises') as typeof import('fs/promises');
+import {BatchNorm, checkedLoader} from '../src';
+import {fileHandler} from '../src/io/file_handler';
+import {fetchForJest, startModelServer} from './support/model_server';
+import {convBatchNormModel, expectKeepsTraining, expectSameModel, saveToMemory, train} from './support/round_trip';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -26,7 +24,6 @@ beforeEach(async () => {
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'tfjs-batchnorm-'));
 });
 afterEach(async () => {
-  jest.restoreAllMocks();
   await fsp.rm(tmp, {recursive: true, force: true});
 });
 
@@ -36,8 +33,8 @@ describe('a conv2d → BatchNorm → relu → flatten → dense model', () => {
     const losses = await train(model, 15);
     // Tolerance-free claim: the last epoch's loss is below half the first one's.
     expect(losses[losses.length - 1]).toBeLessThan(losses[0] * 0.5);
-    await model.save(`file://${tmp}/trained`);
-    const loaded = await tf.loadLayersModel(`file://${tmp}/trained/model.json`);
+    await model.save(fileHandler(`${tmp}/trained`));
+    const loaded = await tf.loadLayersModel(fileHandler(`${tmp}/trained/model.json`));
     expect(loaded.getLayer('bn')).toBeInstanceOf(BatchNorm);
     expectSameModel(loaded, model);
     await expectKeepsTraining(loaded);
@@ -55,38 +52,52 @@ describe('round-trips', () => {
     await expectKeepsTraining(loaded);
   });
 
-  it('file:// writes the tfjs-node layout and loads from model.json or its directory', async () => {
+  it('file:// writes model.json and a content-named weights file, and loads from model.json or its directory', async () => {
     const model = convBatchNormModel();
     await train(model, 1);
     const artifacts = await saveToMemory(model);
-    const result = await model.save(`file://${tmp}/m`);
-    expect(result.modelArtifactsInfo.weightDataBytes).toBe((artifacts.weightData as ArrayBuffer).byteLength);
+    const result = await model.save(fileHandler(`${tmp}/m`));
+    const bytes = Buffer.from(artifacts.weightData as ArrayBuffer);
+    expect(result.modelArtifactsInfo.weightDataBytes).toBe(bytes.byteLength);
 
-    expect((await fsp.readdir(`${tmp}/m`)).sort()).toEqual(['model.json', 'weights.bin']);
+    // The weights file is named by the first 16 hex digits of its SHA-256: a name never holds two contents.
+    const weightsFile = `weights.${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}.bin`;
+    expect((await fsp.readdir(`${tmp}/m`)).sort()).toEqual(['model.json', weightsFile]);
     const json = JSON.parse(await fsp.readFile(`${tmp}/m/model.json`, 'utf8'));
     expect(json).toEqual({
       modelTopology: artifacts.modelTopology,
       format: 'layers-model',
       generatedBy: artifacts.generatedBy,
       convertedBy: null,
-      trainingConfig: artifacts.trainingConfig,
-      weightsManifest: [{paths: ['weights.bin'], weights: artifacts.weightSpecs}],
+      weightsManifest: [{paths: [weightsFile], weights: artifacts.weightSpecs}],
     });
-    const bin = await fsp.readFile(`${tmp}/m/weights.bin`);
-    expect(bin.equals(Buffer.from(artifacts.weightData as ArrayBuffer))).toBe(true);
+    expect((await fsp.readFile(`${tmp}/m/${weightsFile}`)).equals(bytes)).toBe(true);
 
-    for (const url of [`file://${tmp}/m/model.json`, `file://${tmp}/m`]) {
-      const loaded = await tf.loadLayersModel(url);
+    for (const target of [`${tmp}/m/model.json`, `${tmp}/m`]) {
+      const loaded = await tf.loadLayersModel(fileHandler(target));
       expectSameModel(loaded, model);
       await expectKeepsTraining(loaded);
     }
   });
 
+  it('file:// loads the layout tfjs-node writes (model.json + weights.bin)', async () => {
+    const model = convBatchNormModel();
+    await train(model, 1);
+    const artifacts = await saveToMemory(model);
+    await fsp.mkdir(`${tmp}/node`);
+    await fsp.writeFile(`${tmp}/node/weights.bin`, Buffer.from(artifacts.weightData as ArrayBuffer));
+    await fsp.writeFile(`${tmp}/node/model.json`, JSON.stringify({
+      modelTopology: artifacts.modelTopology, format: artifacts.format, generatedBy: artifacts.generatedBy,
+      convertedBy: artifacts.convertedBy, weightsManifest: [{paths: ['weights.bin'], weights: artifacts.weightSpecs}],
+    }));
+    expectSameModel(await tf.loadLayersModel(fileHandler(`${tmp}/node/model.json`)), model);
+  });
+
   it('file:// with includeOptimizer: the optimizer state comes back bit-identical', async () => {
     const model = convBatchNormModel();
     await train(model, 1);
-    await model.save(`file://${tmp}/m`, {includeOptimizer: true});
-    const loaded = await tf.loadLayersModel(`file://${tmp}/m/model.json`);
+    await model.save(fileHandler(`${tmp}/m`), {includeOptimizer: true});
+    const loaded = await tf.loadLayersModel(fileHandler(`${tmp}/m/model.json`));
     expectSameModel(loaded, model);
     const bytes = async (m: tf.LayersModel) => (await m.optimizer.getWeights()).map(w => {
       const values = w.tensor.dataSync();
@@ -107,8 +118,10 @@ describe('round-trips', () => {
       expect(loaded.getLayer('bn')).toBeInstanceOf(BatchNorm);
       expectSameModel(loaded, model);
       await expectKeepsTraining(loaded);
-      // The same files through checkedLoader (the checks file:// loads get, for any source).
+      // The same files through checkedLoader (the checks file:// loads get, for any source), given the
+      // handler or the URL (which also checks model.json before tfjs' HTTP loader reads it).
       expectSameModel(await tf.loadLayersModel(checkedLoader(tf.io.http(`${server.url}/model.json`, {fetchFunc: fetchForJest}))), model);
+      expectSameModel(await tf.loadLayersModel(checkedLoader(`${server.url}/model.json`, {fetchFunc: fetchForJest})), model);
     } finally {
       await server.close();
     }
@@ -116,76 +129,13 @@ describe('round-trips', () => {
 
   it('loads leave no tensors behind beyond the model they return', async () => {
     const model = convBatchNormModel();
-    await model.save(`file://${tmp}/m`);
+    await model.save(fileHandler(`${tmp}/m`));
     const before = tf.memory().numTensors;
-    const loaded = await tf.loadLayersModel(`file://${tmp}/m/model.json`);
+    const loaded = await tf.loadLayersModel(fileHandler(`${tmp}/m/model.json`));
     // The model's weights plus, compiled from the saved training config, nothing else until it trains.
     expect(tf.memory().numTensors - before).toBe(loaded.weights.length);
     loaded.dispose();
     expect(tf.memory().numTensors).toBe(before);
-  });
-});
-
-describe('file:// saves are atomic', () => {
-  /** Saves `old` to dir and returns its files' bytes; then makes a different model to save over it. */
-  async function savedOldModel(dir: string): Promise<{old: tf.LayersModel, files: Map<string, Buffer>, next: tf.LayersModel}> {
-    const old = convBatchNormModel();
-    await old.save(`file://${dir}`);
-    const files = new Map<string, Buffer>();
-    for (const name of ['model.json', 'weights.bin']) files.set(name, await fsp.readFile(path.join(dir, name)));
-    const next = convBatchNormModel();
-    await train(next, 2);
-    return {old, files, next};
-  }
-
-  async function expectOldModelIntact(dir: string, old: tf.LayersModel, files: Map<string, Buffer>): Promise<void> {
-    expect((await fsp.readdir(dir)).sort()).toEqual(['model.json', 'weights.bin']); // no temporaries left
-    for (const [name, bytes] of files) expect((await fsp.readFile(path.join(dir, name))).equals(bytes)).toBe(true);
-    const reloaded = await tf.loadLayersModel(`file://${dir}/model.json`);
-    expectSamePredictions(reloaded, old);
-  }
-
-  it('a write that fails midway (model.json, after weights.bin was written) leaves the old model untouched', async () => {
-    const dir = `${tmp}/m`;
-    const {old, files, next} = await savedOldModel(dir);
-    const realOpen = fsp.open;
-    jest.spyOn(fsp, 'open').mockImplementation(async (file, flags) => {
-      const handle = await realOpen(file, flags);
-      if (String(file).includes('model.json')) {
-        jest.spyOn(handle, 'writeFile').mockRejectedValue(Object.assign(new Error('ENOSPC: no space left on device (simulated)'), {code: 'ENOSPC'}));
-      }
-      return handle;
-    });
-    await expect(next.save(`file://${dir}`)).rejects.toThrow('ENOSPC');
-    jest.restoreAllMocks();
-    await expectOldModelIntact(dir, old, files);
-  });
-
-  it.each([
-    ['with hard links', false],
-    ['on a file system without hard links (backup by copy)', true],
-  ])('a rename that fails after weights.bin was replaced puts the old weights.bin back (%s)', async (_, noLinks) => {
-    const dir = `${tmp}/m`;
-    const {old, files, next} = await savedOldModel(dir);
-    if (noLinks) jest.spyOn(fsp, 'link').mockRejectedValue(Object.assign(new Error('EPERM: operation not permitted (simulated)'), {code: 'EPERM'}));
-    const realRename = fsp.rename;
-    const renamed: string[] = [];
-    jest.spyOn(fsp, 'rename').mockImplementation(async (from, to) => {
-      if (String(to).endsWith('model.json')) throw Object.assign(new Error('EIO: i/o error (simulated)'), {code: 'EIO'});
-      renamed.push(path.basename(String(to)));
-      return realRename(from, to);
-    });
-    await expect(next.save(`file://${dir}`)).rejects.toThrow('EIO');
-    jest.restoreAllMocks();
-    // weights.bin was replaced by the new one, then restored from the backup.
-    expect(renamed).toEqual(['weights.bin', 'weights.bin']);
-    await expectOldModelIntact(dir, old, files);
-  });
-
-  it('saving to a path that is a file fails with a clear error and leaves the file alone', async () => {
-    await fsp.writeFile(`${tmp}/file`, 'x');
-    await expect(convBatchNormModel().save(`file://${tmp}/file`)).rejects.toThrow(/is not a directory|cannot create directory/);
-    expect(await fsp.readFile(`${tmp}/file`, 'utf8')).toBe('x');
   });
 });
 
@@ -227,78 +177,3 @@ describe('file:// handler registration', () => {
     });
   });
 });
-
-/**
- * Node's fetch. Inside jest's sandbox its Response.json() builds arrays of Node's realm, which fail
- * tfjs' `instanceof Array` checks (the topology then deserializes wrongly); parsing the text in
- * this realm avoids that. Outside jest, plain `fetch` works as is.
- */
-const fetchForJest: typeof fetch = async (input, init) => {
-  const response = await fetch(input, init);
-  const text = response.clone();
-  return Object.assign(response, {json: async () => JSON.parse(await text.text()) as unknown});
-};
-
-interface ModelServer {
-  url: string;
-  files: Map<string, Buffer>;
-  close: () => Promise<void>;
-}
-
-const MAX_UPLOAD_BYTES = 1 << 20;
-
-/**
- * A local server for tf.io.http: POST /upload takes tf.io.http's multipart form (model.json and
- * model.weights.bin) and keeps each part under /<field name>; GET serves them back. Bound to
- * 127.0.0.1 on a random port, with a body size limit and request timeout.
- */
-async function startModelServer(): Promise<ModelServer> {
-  const files = new Map<string, Buffer>();
-  const server = http.createServer((req, res) => {
-    const reply = (status: number, body: Buffer | string = '', type = 'text/plain') =>
-      res.writeHead(status, {'content-type': type}).end(body);
-    if (req.method === 'GET') {
-      const file = files.get(req.url ?? '');
-      if (file == null) return reply(404, 'not found');
-      return reply(200, file, req.url?.endsWith('.json') ? 'application/json' : 'application/octet-stream');
-    }
-    if (req.method !== 'POST' || req.url !== '/upload') return reply(405, 'method not allowed');
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_UPLOAD_BYTES) {
-        reply(413, 'too large');
-        req.destroy();
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    req.on('end', () => {
-      // Node's own multipart parser (the fetch API's Request.formData) reads tf.io.http's form.
-      const body = Buffer.concat(chunks);
-      new Request('http://127.0.0.1/upload', {method: 'POST', headers: {'content-type': req.headers['content-type'] ?? ''}, body})
-          .formData()
-          .then(async form => {
-            const parts: Promise<void>[] = [];
-            form.forEach((value, name) => {
-              if (typeof value !== 'string') parts.push(value.arrayBuffer().then(b => void files.set(`/${name}`, Buffer.from(b))));
-            });
-            await Promise.all(parts);
-            reply(200, 'saved');
-          })
-          .catch((e: Error) => reply(400, e.message));
-    });
-  });
-  server.requestTimeout = 10_000;
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
-  const {port} = server.address() as {port: number};
-  return {
-    url: `http://127.0.0.1:${port}`,
-    files,
-    close: () => new Promise<void>((resolve, reject) => {
-      server.closeAllConnections();
-      server.close(e => (e ? reject(e) : resolve()));
-    }),
-  };
-}

@@ -7,24 +7,11 @@
  * On GPU backends (webgl, webgpu) a step only queues work; `settle` waits for it by reading back one
  * value of every result, so the times are those of the GPU work, not of queueing it.
  */
-import {Bench} from 'tinybench';
 import * as tf from '@tensorflow/tfjs';
 import {maxRelativeError} from '../__tests__/support/compare';
 import type {ContenderResult, ConvnetResult, Mode, Row} from './report';
+import {median, Plan, timeInterleaved, timeInterleavedAsync} from './timing';
 import {BenchShape, Contender, ContenderName, convnet, convnetData, CONVNET_VARIANTS, Inputs, inferenceStep, makeContender, makeInputs, trainingStep} from './workloads';
-
-/** How long to measure: rounds alternate the contenders; each round runs each task ≥ minIterations and ≥ timeMs. */
-export interface Plan {
-  rounds: number;
-  minIterations: number;
-  timeMs: number;
-  warmupIterations: number;
-  warmupMs: number;
-}
-
-// Five short rounds rather than one long one: other processes' bursts then hit a few samples, not a median.
-export const FULL: Plan = {rounds: 5, minIterations: 2, timeMs: 200, warmupIterations: 1, warmupMs: 300};
-export const QUICK: Plan = {rounds: 1, minIterations: 1, timeMs: 50, warmupIterations: 1, warmupMs: 0};
 
 /** Beyond this relative difference (|a−b|/(1+|b|)) from ours, the stock layer's results count as wrong. */
 const AGREEMENT_TOLERANCE = 1e-3;
@@ -80,59 +67,26 @@ async function compareWithOurs(mode: Mode, shape: BenchShape, inputs: Inputs): P
   }
 }
 
-/** Median of samples pooled over rounds. */
-export function median(samples: number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 /** Times `names` on one (shape, mode), interleaved round by round, and profiles one call of each. */
 async function measure(names: ContenderName[], mode: Mode, shape: BenchShape, inputs: Inputs, plan: Plan, settle?: Settle):
     Promise<Map<ContenderName, ContenderResult>> {
   const contenders = names.map(name => makeContender(name, shape));
-  const samples = new Map<ContenderName, number[]>(names.map(n => [n, []]));
-  const leaked = new Map<ContenderName, number>(names.map(n => [n, 0]));
   const step = STEPS[mode];
   try {
-    for (let round = 0; round < plan.rounds; round++) {
-      const bench = new Bench({
-        iterations: plan.minIterations, time: plan.timeMs, warmup: round === 0,
-        warmupIterations: plan.warmupIterations, warmupTime: plan.warmupMs, retainSamples: true, throws: true,
-      });
-      // Alternate the order, so slow drift (heat, GC pressure, other processes) hits all alike.
-      const order = round % 2 === 0 ? contenders : [...contenders].reverse();
-      for (const c of order) {
-        let before = 0;
-        const hooks = {
-          beforeAll: () => { before = tf.memory().numTensors; },
-          afterAll: () => { leaked.set(c.name, leaked.get(c.name)! + tf.memory().numTensors - before); },
-        };
-        if (settle == null) {
-          bench.add(c.name, () => tf.dispose(step(c, inputs)), hooks);
-        } else {
-          bench.add(c.name, async () => {
-            const results = asList(step(c, inputs));
-            await settle(results);
-            tf.dispose(results);
-          }, hooks);
-        }
-      }
-      if (settle == null) bench.runSync();
-      else await bench.run();
-      for (const task of bench.tasks) {
-        const result = task.result;
-        if (!('latency' in result) || result.latency.samples == null) throw new Error(`${task.name}: no samples (${result.state})`);
-        samples.get(task.name as ContenderName)!.push(...result.latency.samples);
-      }
-    }
+    const timed = settle == null ?
+      timeInterleaved(contenders.map(c => ({name: c.name, run: () => tf.dispose(step(c, inputs))})), plan) :
+      await timeInterleavedAsync(contenders.map(c => ({name: c.name, run: async () => {
+        const results = asList(step(c, inputs));
+        await settle(results);
+        tf.dispose(results);
+      }})), plan);
     const results = new Map<ContenderName, ContenderResult>();
     for (const c of contenders) {
       const startBytes = tf.memory().numBytes;
       const profile = await tf.profile(() => { tf.dispose(step(c, inputs)); });
-      const all = samples.get(c.name)!;
-      results.set(c.name, {status: 'ok', medianMs: median(all), samples: all.length,
-        peakBytes: Math.max(0, profile.peakBytes - startBytes), kernels: profile.kernels.length, leakedTensors: leaked.get(c.name)});
+      const {samples, leakedTensors} = timed.get(c.name)!;
+      results.set(c.name, {status: 'ok', medianMs: median(samples), samples: samples.length,
+        peakBytes: Math.max(0, profile.peakBytes - startBytes), kernels: profile.kernels.length, leakedTensors});
     }
     return results;
   } finally {
@@ -168,21 +122,17 @@ export async function benchBackend(backend: string, shapes: BenchShape[], plan: 
   return rows;
 }
 
-/**
- * How the convnet epochs are timed: `samples` images of `imageSize`² pixels in batches of
- * `batchSize`, `rounds` timed epochs per model.
- */
+/** How the convnet epochs are timed: `samples` images in batches of `batchSize`, `rounds` timed epochs per model. */
 export interface ConvnetPlan {
   samples: number;
-  imageSize: number;
   batchSize: number;
   rounds: number;
 }
 
-/** MNIST-sized images on webgl; smaller ones on webgpu, whose conv2d gradients are ~10× slower on SwiftShader. */
+/** Fewer images on webgpu, whose conv2d gradients are about 10× slower than webgl's on SwiftShader. */
 export function convnetPlan(backend: string, quick: boolean): ConvnetPlan {
-  const imageSize = backend === 'webgpu' ? 14 : 28;
-  return quick ? {samples: 128, imageSize, batchSize: 64, rounds: 1} : {samples: 256, imageSize, batchSize: 64, rounds: 3};
+  if (quick) return {samples: 64, batchSize: 64, rounds: 1};
+  return backend === 'webgpu' ? {samples: 64, batchSize: 64, rounds: 2} : {samples: 256, batchSize: 64, rounds: 3};
 }
 
 /**
@@ -191,8 +141,8 @@ export function convnetPlan(backend: string, quick: boolean): ConvnetPlan {
  * `rounds` epochs per model, the models alternating; medians.
  */
 export async function convnetEpochs(backend: string, plan: ConvnetPlan): Promise<ConvnetResult[]> {
-  const {xs, ys} = convnetData(plan.samples, plan.imageSize);
-  const models = CONVNET_VARIANTS.map(variant => ({variant, model: convnet(variant, plan.imageSize), times: [] as number[]}));
+  const {xs, ys} = convnetData(plan.samples);
+  const models = CONVNET_VARIANTS.map(variant => ({variant, model: convnet(variant), times: [] as number[]}));
   // yieldEvery 'never': no waits for the next animation frame between batches inside the timings.
   const epoch = async (model: tf.Sequential) => {
     const start = performance.now();
@@ -205,7 +155,7 @@ export async function convnetEpochs(backend: string, plan: ConvnetPlan): Promise
       for (const m of round % 2 === 0 ? models : [...models].reverse()) m.times.push(await epoch(m.model));
     }
     const results = models.map(m => ({backend, variant: m.variant, epochMs: median(m.times), epochs: m.times.length,
-      images: `${plan.samples} of ${plan.imageSize}×${plan.imageSize}`}));
+      images: plan.samples}));
     console.log(`  ${backend} convnet epoch: ${results.map(r => `${r.variant} ${r.epochMs.toFixed(0)} ms`).join(', ')}`);
     return results;
   } finally {

@@ -64,8 +64,8 @@ export interface ConvnetResult {
   epochMs: number;
   /** Timed epochs. */
   epochs: number;
-  /** The training images, in words. */
-  images: string;
+  /** Images in the epoch. */
+  images: number;
 }
 
 /** A target of issue 4 and whether this run meets it. */

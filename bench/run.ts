@@ -1,12 +1,12 @@
 /**
- * `npm run bench [-- --quick] [--backend cpu,wasm] [--shape nhwc,nchw] [--write] [--browser]`
+ * `npm run bench [-- --quick] [--backend cpu,wasm] [--shape nhwc,nchw] [--suite layer,fold] [--write] [--browser]`
  *
  * Times this package's batch norm against the stock tf.layers.batchNormalization (issue 4) with
- * tinybench (measure.ts): both contenders in the same process, interleaved round by round, warm-up
- * first, medians of the pooled samples; peak bytes and kernel counts from tf.profile; prints the
- * table and, for a full default run (or with --write), writes bench/results.json and
+ * tinybench (measure.ts, timing.ts): both contenders in the same process, interleaved round by
+ * round, warm-up first, medians of the pooled samples; peak bytes and kernel counts from tf.profile;
+ * prints the table and, for a full default run (or with --write), writes bench/results.json and
  * bench/results.md. `--browser` runs the same rows in headless Chromium instead (browser/host.ts:
- * webgl, webgpu, threaded wasm) and writes bench/results-browser.{json,md}.
+ * webgl, webgpu, threaded wasm, plus a convnet epoch) and writes bench/results-browser.{json,md}.
  */
 import * as os from 'os';
 import {execSync} from 'child_process';
@@ -15,8 +15,10 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {backendAvailability, BackendName} from '../__tests__/support/backends';
 import {BROWSER_BACKENDS, runBrowserBench} from './browser/host';
-import {benchBackend, FULL, Plan, QUICK} from './measure';
+import {benchFold, FoldRow, markdownFoldTable, writeFoldResults} from './fold';
+import {benchBackend} from './measure';
 import {checkTargets, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Row, stockNotes, writeResults} from './report';
+import {FULL, Plan, QUICK} from './timing';
 import {BenchShape, SHAPES} from './workloads';
 
 async function benchNodeBackend(backend: BackendName, shapes: BenchShape[], plan: Plan, rows: Row[]): Promise<void> {
@@ -64,15 +66,17 @@ async function main(): Promise<void> {
     quick: {type: 'boolean', default: false},
     backend: {type: 'string'},
     shape: {type: 'string'},
+    suite: {type: 'string'},
     write: {type: 'boolean', default: false},
     browser: {type: 'boolean', default: false},
     help: {type: 'boolean', default: false},
   }});
   if (values.help) {
-    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--write] [--browser]\n' +
-      '  --quick    one short round (a smoke run; numbers are rough)\n' +
-      '  --write    write the results files even for a quick or partial run (a full run always writes)\n' +
-      `  --browser  the same rows in headless Chromium (--backend ${BROWSER_BACKENDS.join(',')}), plus a convnet epoch; ` +
+    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--suite layer,fold] [--write]\n' +
+      '  --quick  one short round (a smoke run; numbers are rough)\n' +
+      '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm (default: both)\n' +
+      '  --write  write bench/results.{json,md} even for a quick or partial run (a full run always writes)\n' +
+      `  --browser  the layer rows in headless Chromium (--backend ${BROWSER_BACKENDS.join(',')}), plus a convnet epoch; ` +
       'writes bench/results-browser.{json,md}');
     return;
   }
@@ -86,8 +90,10 @@ async function main(): Promise<void> {
     return;
   }
   const backends = listOption(values.backend, ['cpu', 'wasm', 'tensorflow'], 'backend') as BackendName[];
+  const suites = listOption(values.suite, ['layer', 'fold'], 'suite');
   const skipped: string[] = [];
   const rows: Row[] = [];
+  const foldRows: FoldRow[] = [];
   const loadBefore = os.loadavg()[0];
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
   for (const backend of backends) {
@@ -98,22 +104,38 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(`${backend}:`);
-    await benchNodeBackend(backend, shapes, plan, rows);
+    if (suites.includes('layer')) await benchNodeBackend(backend, shapes, plan, rows);
+    if (suites.includes('fold')) foldRows.push(...await benchFold(backend, plan));
   }
   const machine = await machineInfo(options, skipped, loadBefore);
   const checks = checkTargets(rows);
-  console.log(`\n${markdownMachine(machine)}\n\n${markdownTable(rows)}\n`);
-  for (const note of stockNotes(rows)) console.log(note);
-  console.log(`\nTargets (issue 4, at [32,32,32,64]):\n${markdownTargets(checks)}`);
-  const simd = markdownSimdTable(rows);
-  if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (wasm backend, our layer):\n${simd}`);
+  console.log(`\n${markdownMachine(machine)}\n`);
+  if (suites.includes('layer')) {
+    console.log(`${markdownTable(rows)}\n`);
+    for (const note of stockNotes(rows)) console.log(note);
+    console.log(`\nTargets (issue 4, at [32,32,32,64]):\n${markdownTargets(checks)}`);
+    const simd = markdownSimdTable(rows);
+    if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (wasm backend, our layer):\n${simd}`);
+  }
   const leaks = rows.filter(r => (r.ours.leakedTensors ?? 0) !== 0 || (r.oursJs?.leakedTensors ?? 0) !== 0);
   for (const r of rows.filter(r => (r.stock.leakedTensors ?? 0) !== 0)) {
     console.log(`warning: stock ${r.backend} ${r.shape} ${r.mode} leaked ${r.stock.leakedTensors} tensors while timed`);
   }
-  if (!values.quick && values.backend == null && values.shape == null || values.write) {
+  const write = !values.quick && values.backend == null && values.shape == null && values.suite == null || values.write;
+  if (write && suites.includes('layer')) {
     writeResults(__dirname, machine, rows, checks);
     console.log('\nwrote bench/results.json and bench/results.md');
+  }
+  if (suites.includes('fold')) {
+    console.log(`\nFolding batch norm (inference, before and after foldBatchNorm):\n${markdownFoldTable(foldRows)}`);
+    if (write) {
+      writeFoldResults(__dirname, markdownMachine(machine), machine, foldRows);
+      console.log('wrote bench/fold_results.json and bench/fold_results.md');
+    }
+    for (const r of foldRows.filter(r => r.leakedTensors !== 0)) {
+      console.error(`error: ${r.backend} ${r.workload} leaked ${r.leakedTensors} tensors while timed`);
+      process.exitCode = 1;
+    }
   }
   if (leaks.length > 0) {
     for (const r of leaks) {

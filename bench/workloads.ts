@@ -4,6 +4,7 @@
  * step are timed with exactly the same code for both.
  */
 import * as tf from '@tensorflow/tfjs';
+import {buildModel, IMAGE_SIZE, Normalization} from '../examples/mnist_model';
 import {batchNormalization} from '../src';
 import {SIMD_FLAG} from '../src/kernels/simd';
 import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
@@ -122,37 +123,22 @@ export function trainingStep(c: Contender, {x, dy}: Inputs): tf.Tensor[] {
   return c.run(() => tf.grads(() => c.apply(x, true))([x, ...c.trainable()], dy));
 }
 
-/** The convnet-epoch benchmark's models: without normalization, with the stock layer, with ours. */
-export type ConvnetVariant = 'none' | 'stock' | 'ours';
-export const CONVNET_VARIANTS: ConvnetVariant[] = ['none', 'stock', 'ours'];
-const CONVNET_CLASSES = 10;
+/** The convnet-epoch benchmark's models (the `npm start` convnet): without normalization, with the stock layer, with ours. */
+export const CONVNET_VARIANTS: Normalization[] = ['none', 'stock', 'ours'];
 
-/**
- * The small convnet of issue 13 (conv–norm–relu–pool ×2, then a softmax dense layer), compiled for
- * SGD. Convolutions followed by normalization have no bias (it would be cancelled), as usual.
- */
-export function convnet(variant: ConvnetVariant, imageSize: number): tf.Sequential {
-  const model = tf.sequential();
-  const block = (filters: number, seed: number, first: boolean) => {
-    model.add(tf.layers.conv2d({...(first ? {inputShape: [imageSize, imageSize, 1]} : {}), filters, kernelSize: 3, padding: 'same',
-      useBias: variant === 'none', kernelInitializer: tf.initializers.glorotUniform({seed})}));
-    if (variant === 'stock') model.add(tf.layers.batchNormalization());
-    if (variant === 'ours') model.add(batchNormalization());
-    model.add(tf.layers.activation({activation: 'relu'}));
-    model.add(tf.layers.maxPooling2d({poolSize: 2}));
-  };
-  block(16, 1, true);
-  block(32, 2, false);
-  model.add(tf.layers.flatten());
-  model.add(tf.layers.dense({units: CONVNET_CLASSES, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({seed: 3})}));
-  model.compile({optimizer: tf.train.sgd(0.05), loss: 'categoricalCrossentropy'});
-  return model;
+/** The learning rate of the convnet benchmark's SGD (the timing does not depend on it). */
+const CONVNET_LEARNING_RATE = 0.1;
+
+/** The `npm start` convnet (examples/mnist_model.ts) with the given normalization. */
+export function convnet(variant: Normalization): tf.Sequential {
+  return buildModel(variant, CONVNET_LEARNING_RATE);
 }
 
-/** Deterministic images and one-hot labels for the convnet (the timing does not depend on the values). */
-export function convnetData(samples: number, imageSize: number): {xs: tf.Tensor4D; ys: tf.Tensor2D} {
+/** Deterministic MNIST-sized images and one-hot labels for the convnet (the timing does not depend on the values). */
+export function convnetData(samples: number): {xs: tf.Tensor4D; ys: tf.Tensor2D} {
+  const classes = 10;
   return tf.tidy(() => ({
-    xs: tf.randomNormal([samples, imageSize, imageSize, 1], 0, 1, 'float32', 4) as tf.Tensor4D,
-    ys: tf.oneHot(tf.randomUniform([samples], 0, CONVNET_CLASSES, 'int32', 5) as tf.Tensor1D, CONVNET_CLASSES).toFloat() as tf.Tensor2D,
+    xs: tf.randomNormal([samples, IMAGE_SIZE, IMAGE_SIZE, 1], 0, 1, 'float32', 4) as tf.Tensor4D,
+    ys: tf.oneHot(tf.randomUniform([samples], 0, classes, 'int32', 5) as tf.Tensor1D, classes).toFloat() as tf.Tensor2D,
   }));
 }

@@ -14,13 +14,12 @@ import {SingleBar} from 'cli-progress';
 import {mkdir, writeFile} from 'fs/promises';
 import {resolve} from 'path';
 import {parseArgs} from 'util';
-import {batchNormalization} from '../src';
 import {lineChartSvg, Series} from './chart';
+import {buildModel, IMAGE_SIZE, Normalization, SEED} from './mnist_model';
 import {registerWasmConv2dFilterGrad} from './wasm_conv2d_grad';
 
 const BACKENDS = ['cpu', 'wasm', 'tensorflow'] as const;
 type BackendName = typeof BACKENDS[number];
-type Normalization = 'none' | 'stock' | 'ours';
 
 // Ours is dashed: it is drawn last and would otherwise hide the stock layer's nearly equal curve.
 const RUNS: Array<{norm: Normalization, label: string, color: string, dashed: boolean}> = [
@@ -33,8 +32,6 @@ const RUNS: Array<{norm: Normalization, label: string, color: string, dashed: bo
 const TRAIN_SIZE = 4000;
 const TEST_SIZE = 1000;
 const BATCH_SIZE = 64;
-const IMAGE_SIZE = 28;
-const SEED = 42;
 
 interface Options {
   backend?: BackendName;
@@ -131,40 +128,6 @@ function loadDigits(): {train: Split, test: Split} {
     };
   };
   return {train: toSplit(chosen.slice(0, TRAIN_SIZE)), test: toSplit(chosen.slice(TRAIN_SIZE))};
-}
-
-/**
- * The arguments both batch-normalization layers get (ours is a drop-in: same arguments). Momentum
- * 0.9 instead of the default 0.99 because an epoch here is only 63 batches: with 0.99 the moving
- * statistics still hold half of their initial values after the first epoch, so the test accuracy
- * (inference mode uses them) would lag behind what the network has learned.
- */
-const NORMALIZATION_ARGS = {momentum: 0.9};
-
-/**
- * conv3x3(16) → [norm] → relu → maxpool → conv3x3(32) → [norm] → relu → maxpool → dense(64) →
- * [norm] → relu → dense(10). The same seeds for every run, so the three models start from the same
- * weights. Before a normalization layer a bias is redundant (beta takes its place), so it is dropped.
- */
-function buildModel(norm: Normalization, learningRate: number): tf.Sequential {
-  const model = tf.sequential();
-  const withNorm = (layer: tf.layers.Layer) => {
-    model.add(layer);
-    if (norm === 'stock') model.add(tf.layers.batchNormalization(NORMALIZATION_ARGS));
-    if (norm === 'ours') model.add(batchNormalization(NORMALIZATION_ARGS));
-    model.add(tf.layers.activation({activation: 'relu'}));
-  };
-  const common = {useBias: norm === 'none'};
-  withNorm(tf.layers.conv2d({inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1], filters: 16, kernelSize: 3, ...common,
-    kernelInitializer: tf.initializers.glorotUniform({seed: SEED})}));
-  model.add(tf.layers.maxPooling2d({poolSize: 2}));
-  withNorm(tf.layers.conv2d({filters: 32, kernelSize: 3, ...common, kernelInitializer: tf.initializers.glorotUniform({seed: SEED + 1})}));
-  model.add(tf.layers.maxPooling2d({poolSize: 2}));
-  model.add(tf.layers.flatten());
-  withNorm(tf.layers.dense({units: 64, ...common, kernelInitializer: tf.initializers.glorotUniform({seed: SEED + 2})}));
-  model.add(tf.layers.dense({units: 10, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({seed: SEED + 3})}));
-  model.compile({optimizer: tf.train.sgd(learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy']});
-  return model;
 }
 
 interface RunResult {

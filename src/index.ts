@@ -17,3 +17,5 @@ export type {BatchNormArgs} from './layers/batch_norm';
 export {fileHandler, registerFileRouter} from './io/file_handler';
 export {checkedLoader, checkModelArtifacts} from './io/model_checks';
 export {replaceBuiltinBatchNormalization, stockFormat, toStockArtifacts} from './io/stock_format';
+export {foldBatchNorm, recalibrate} from './deploy';
+export type {FoldOptions, FoldReport, KeptBatchNorm, InferenceStatistics, RecalibrateOptions, RecalibratedLayer, RecalibrationBatch, RecalibrationData, RecalibrationProgress} from './deploy';

@@ -4,7 +4,7 @@
  * (topology, bit-identical weights, identical predictions, the loaded model still trains).
  */
 import * as tf from '@tensorflow/tfjs';
-import {batchNormalization} from '../../src';
+import {batchNormalization, replaceBuiltinBatchNormalization} from '../../src';
 
 /** conv2d → BatchNorm → relu → flatten → dense, with fixed layer names so topologies compare. */
 export function convBatchNormModel(): tf.Sequential {
@@ -97,5 +97,15 @@ export async function expectKeepsTraining(loaded: tf.LayersModel): Promise<void>
   const after = weightBytes(loaded);
   for (const [name, bytes] of before) {
     expect({name, changed: !Buffer.from(bytes).equals(Buffer.from(after.get(name) as Uint8Array))}).toEqual({name, changed: true});
+  }
+}
+
+/** Loads artifacts with replaceBuiltinBatchNormalization in effect, undoing it afterwards. */
+export async function loadReplacingStock(artifacts: tf.io.ModelArtifacts): Promise<tf.LayersModel> {
+  const undo = replaceBuiltinBatchNormalization();
+  try {
+    return await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  } finally {
+    undo();
   }
 }

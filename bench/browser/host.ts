@@ -9,7 +9,7 @@
 import * as os from 'os';
 import {join} from 'path';
 import {bundlePage, launchChromium, servePages, WASM_DIR} from '../../__tests__/support/chromium';
-import type {Plan} from '../measure';
+import type {Plan} from '../timing';
 import {checkBrowserTargets, Machine, markdownConvnet, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, stockNotes, writeResults} from '../report';
 import type {BenchShape} from '../workloads';
 import type {BrowserBenchOptions, BrowserBenchResult} from './page';
@@ -39,10 +39,11 @@ Kernels: tf.profile of one call. "wrong results" / "fails": the stock layer disa
 1e-3 relative / throws. The wasm rows are tfjs's multi-threaded SIMD build (the page is cross-origin
 isolated), with this package's SIMD loops in its shared memory.`;
 
-const CONVNET_NOTES = `One training epoch (\`model.fit\`, SGD, batch 64, random one-channel images) of conv(16)–norm–relu–pool,
-conv(32)–norm–relu–pool, dense(10): without normalization, with the stock \`tf.layers.batchNormalization\`,
-with ours; medians of the timed epochs after one untimed epoch each (shader compilation), models
-alternating. "adds" is the epoch time over the model without normalization.`;
+const CONVNET_NOTES = `One training epoch (\`model.fit\`, SGD, batch 64, random 28×28×1 images) of the \`npm start\` convnet
+(examples/mnist_model.ts: conv(16)–norm–relu–pool, conv(32)–norm–relu–pool, dense(64)–norm–relu, dense(10)): without
+normalization, with the stock \`tf.layers.batchNormalization\`, with ours; medians of the timed epochs after one
+untimed epoch each (shader compilation), models alternating. Fewer images on webgpu, whose conv2d gradients are
+about 10× slower than webgl's on SwiftShader. "adds" is the epoch time over the model without normalization.`;
 
 function browserMachine(result: BrowserBenchResult, run: BrowserRun, loadBefore: number): Machine {
   return {

@@ -9,7 +9,8 @@ import '@tensorflow/tfjs-backend-webgpu';
 import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import '../../src';
 import {simdLoopsAvailable} from '../../src/kernels/simd';
-import {benchBackend, convnetEpochs, convnetPlan, Plan, readOneValue} from '../measure';
+import {benchBackend, convnetEpochs, convnetPlan, readOneValue} from '../measure';
+import type {Plan} from '../timing';
 import type {ConvnetResult, Row} from '../report';
 import {SHAPES} from '../workloads';
 

@@ -1,197 +1,149 @@
 /**
- * `file://` save and load for Node without @tensorflow/tfjs-node. Same layout as tfjs-node
- * (a directory with model.json + weights.bin; load from the model.json path), so either package
- * reads what the other wrote. Saving is atomic per file: everything is written to temporary names
- * in the target directory and renamed into place only once complete, so a failed save leaves the
- * model already on disk untouched. Loading checks the files (JSON, sizes, classes, weight shapes)
- * before tfjs creates a tensor.
+ * `file://` save and load for Node without @tensorflow/tfjs-node, in the layout every tfjs file://
+ * loader reads: a directory with model.json, whose weights manifest names the weights file next to
+ * it; load from the model.json path (or the directory). Saves are crash-consistent and serialized
+ * per directory (model_directory.ts). Loads check everything before tfjs allocates anything: the
+ * JSON and its manifest, that the weight files lie in the model's directory, their sizes (before
+ * reading them), content hashes of content-named weights, then the topology against the weights
+ * (model_checks.ts).
  */
 import {io} from '@tensorflow/tfjs-core';
-import {checkModelArtifacts, weightSizeProblem} from './model_checks';
-
-type Fs = typeof import('fs/promises');
-type Path = typeof import('path');
+import {errorCode, fileSystemError} from './fs_errors';
+import {parseModelJson, weightSizeProblem} from './manifest_checks';
+import {checkModelArtifacts} from './model_checks';
+import {MODEL_JSON, publishModel, weightsFileDamage} from './model_directory';
+import {isNode, nodeBuiltins} from './node_builtins';
 
 const SCHEME = 'file://';
-const MODEL_JSON = 'model.json';
-const WEIGHTS_BIN = 'weights.bin';
+/** Reads of model.json (a save may replace it, and remove the weights it named, while a load reads). */
+const LOAD_ATTEMPTS = 3;
+/** How many weight names an error lists for a weights file. */
+const MAX_NAMED = 10;
 
-/** Whether this is Node (the only place a file system exists). */
-function isNode(): boolean {
-  return typeof process !== 'undefined' && process.versions?.node != null;
+/** What a weights file holds, for error messages: its weights' names (the first few). */
+function describeWeightsFile(group: io.WeightsManifestConfig[number]): string {
+  const names = group.weights.map(w => w.name);
+  const more = names.length > MAX_NAMED ? `, and ${names.length - MAX_NAMED} more` : '';
+  return `weights file (for ${names.slice(0, MAX_NAMED).join(', ')}${more})`;
 }
 
-/**
- * Node's fs and path, loaded on first use through a require that bundlers do not follow, so that
- * a browser bundle of the package neither includes nor fails on them.
- */
-function nodeModules(): {fs: Fs, path: Path} {
-  const load = (name: string): unknown => {
-    const builtin = (process as {getBuiltinModule?: (id: string) => unknown}).getBuiltinModule;
-    return builtin != null ? builtin(name) : module.require(name);
-  };
-  return {fs: load('fs/promises') as Fs, path: load('path') as Path};
-}
-
-function errorCode(e: unknown): string | undefined {
-  return (e as NodeJS.ErrnoException)?.code;
-}
-
-/** A tf.io handler that saves to a directory and loads from a model.json file in the tfjs-node layout. */
+/** A tf.io handler that saves to a directory and loads from its model.json, in the layout every tfjs file:// loader reads. */
 export class FileHandler implements io.IOHandler {
-  private readonly fs: Fs;
-  private readonly path: Path;
   private readonly target: string;
 
   /** `target`: for save, a directory (created if missing); for load, the model.json path (or its directory). */
   constructor(target: string) {
     if (!isNode()) throw new Error(`fileHandler: file:// is only available in Node (got '${target}')`);
-    ({fs: this.fs, path: this.path} = nodeModules());
-    this.target = this.path.resolve(target);
+    this.target = nodeBuiltins().path.resolve(target);
   }
 
-  /** Writes model.json and weights.bin into the target directory, replacing an earlier save only when complete. */
+  /** Writes model.json and its weights into the target directory, replacing an earlier save in one atomic step. */
   async save(artifacts: io.ModelArtifacts): Promise<io.SaveResult> {
     if (artifacts.modelTopology instanceof ArrayBuffer) {
       throw new Error(`file:// save to ${this.target}: binary (graph-model) topologies cannot be saved by this handler`);
     }
-    const dir = this.target;
-    await this.makeDirectory(dir);
-    const weights = artifacts.weightData == null ? new ArrayBuffer(0) : io.CompositeArrayBuffer.join(artifacts.weightData);
-    // model.json is the artifacts minus the weight values, plus a manifest pointing at weights.bin.
+    const weights = artifacts.weightData == null ? new Uint8Array(0) : new Uint8Array(io.CompositeArrayBuffer.join(artifacts.weightData));
+    // model.json is the artifacts minus the weight values, plus a manifest pointing at the weights file.
     const {weightData: _data, weightSpecs = [], ...described} = artifacts;
-    const modelJson: io.ModelJSON = {...described, modelTopology: artifacts.modelTopology ?? {},
-                                     weightsManifest: [{paths: [WEIGHTS_BIN], weights: weightSpecs}]};
-    // A unique suffix keeps concurrent saves into the same directory from writing over each other's temporaries.
-    const suffix = `.tmp-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    const files = [
-      {final: this.path.join(dir, WEIGHTS_BIN), data: new Uint8Array(weights)},
-      {final: this.path.join(dir, MODEL_JSON), data: JSON.stringify(modelJson)},
-    ].map(f => ({...f, temp: f.final + suffix, backup: f.final + suffix + '.old'}));
-    try {
-      for (const f of files) await this.writeDurably(f.temp, f.data);
-      await this.replaceAll(files);
-    } finally {
-      await Promise.all(files.map(f => this.fs.rm(f.temp, {force: true})));
-    }
+    await publishModel(this.target, {
+      weights,
+      modelJson: weightsFile => JSON.stringify({...described, modelTopology: artifacts.modelTopology ?? {},
+                                                weightsManifest: [{paths: [weightsFile], weights: weightSpecs}]}),
+    });
     return {modelArtifactsInfo: io.getModelArtifactsInfoForJSON(artifacts)};
   }
 
   /** Reads model.json and the weight files it names, checking them before tfjs builds anything. */
   async load(): Promise<io.ModelArtifacts> {
     const jsonPath = await this.modelJsonPath();
-    const text = await this.readOrExplain(jsonPath, 'model.json', 'utf8');
-    let modelJson: io.ModelJSON;
-    try {
-      modelJson = JSON.parse(text) as io.ModelJSON;
-    } catch (e) {
-      throw new Error(`file:// load: ${jsonPath} is not valid JSON (${(e as Error).message})`);
+    for (let attempt = 1; ; attempt++) {
+      const text = await this.readModelJson(jsonPath);
+      try {
+        return await this.loadFrom(jsonPath, text);
+      } catch (e) {
+        // A weights file that vanished after model.json was read: a save replaced both meanwhile.
+        const replaced = errorCode(e) === 'ENOENT' && attempt < LOAD_ATTEMPTS &&
+            (await this.readModelJson(jsonPath).catch(() => text)) !== text;
+        if (!replaced) throw e;
+      }
     }
-    if (modelJson == null || typeof modelJson !== 'object' || modelJson.modelTopology == null) {
-      throw new Error(`file:// load: ${jsonPath} has no 'modelTopology': it is not a tfjs model.json`);
-    }
-    const manifest = modelJson.weightsManifest ?? [];
-    if (!Array.isArray(manifest)) throw new Error(`file:// load: ${jsonPath} has a 'weightsManifest' that is not a list`);
-    const artifacts = await io.getModelArtifactsForJSON(modelJson, m => this.readWeights(m, jsonPath));
-    await checkModelArtifacts(artifacts, jsonPath);
+  }
+
+  private async loadFrom(jsonPath: string, text: string): Promise<io.ModelArtifacts> {
+    const source = `file:// load: ${jsonPath}`;
+    const modelJson = parseModelJson(text, source);
+    const manifest = modelJson.weightsManifest;
+    const [specs, data] = manifest == null ? [undefined, undefined] : await this.readWeights(manifest, jsonPath, source);
+    const artifacts = io.getModelArtifactsForJSONSync(modelJson, specs, data);
+    await checkModelArtifacts(artifacts, source);
     return artifacts;
   }
 
   private async modelJsonPath(): Promise<string> {
-    const stat = await this.fs.stat(this.target).catch(() => null);
-    return stat != null && stat.isDirectory() ? this.path.join(this.target, MODEL_JSON) : this.target;
+    const stat = await nodeBuiltins().fs.stat(this.target).catch(() => null);
+    return stat != null && stat.isDirectory() ? nodeBuiltins().path.join(this.target, MODEL_JSON) : this.target;
   }
 
-  private async readWeights(manifest: io.WeightsManifestConfig, jsonPath: string):
-      Promise<[io.WeightsManifestEntry[], ArrayBuffer]> {
-    const dir = this.path.dirname(jsonPath);
-    const buffers: Uint8Array[] = [];
-    for (const group of manifest) {
-      const paths = group.paths.map(p => this.path.join(dir, p));
-      const groupBuffers: Uint8Array[] = [];
-      for (const file of paths) {
-        groupBuffers.push(await this.readOrExplain(file, `weights file (for ${group.weights.map(w => w.name).join(', ')})`));
-      }
-      const bytes = groupBuffers.reduce((n, b) => n + b.byteLength, 0);
-      const problem = weightSizeProblem(`file:// load: ${paths.join(' + ')}`, group.weights, bytes);
-      if (problem != null) throw new Error(problem);
-      buffers.push(...groupBuffers);
+  private async readModelJson(jsonPath: string): Promise<string> {
+    return nodeBuiltins().fs.readFile(jsonPath, 'utf8').catch((e: unknown) => {
+      throw this.readError('model.json', jsonPath, e);
+    });
+  }
+
+  /** A weights file of the manifest, which must lie in the model's directory (a hostile '../' path would read any file). */
+  private weightsPath(path: string, groupIndex: number, jsonPath: string, source: string): string {
+    const {path: p} = nodeBuiltins();
+    const dir = p.dirname(jsonPath);
+    const file = p.join(dir, path);
+    const relative = p.relative(dir, file);
+    if (relative === '' || relative.split(p.sep)[0] === '..' || p.isAbsolute(relative)) {
+      throw new Error(`${source}: weights manifest group ${groupIndex}: path '${path}' is outside the model's directory ${dir}`);
     }
-    const specs = manifest.flatMap(group => group.weights);
+    return file;
+  }
+
+  /** Checks every group's file sizes against its weights before reading any, then reads and checks the bytes. */
+  private async readWeights(manifest: io.WeightsManifestConfig, jsonPath: string, source: string):
+      Promise<[io.WeightsManifestEntry[], ArrayBuffer]> {
+    const {fs} = nodeBuiltins();
+    const groups = manifest.map((group, i) => ({group, files: group.paths.map(path => this.weightsPath(path, i, jsonPath, source))}));
+    for (const {group, files} of groups) {
+      let bytes = 0;
+      for (const file of files) {
+        const stat = await fs.stat(file).catch((e: unknown) => {
+          throw this.readError(describeWeightsFile(group), file, e);
+        });
+        if (!stat.isFile()) throw new Error(`file:// load: ${describeWeightsFile(group)} ${file} is not a file`);
+        bytes += stat.size;
+      }
+      const problem = weightSizeProblem(`file:// load: ${files.join(' + ')}`, group.weights, bytes);
+      if (problem != null) throw new Error(problem);
+    }
+    const buffers: Uint8Array[] = [];
+    for (const {group, files} of groups) {
+      const read: Uint8Array[] = [];
+      for (const file of files) {
+        const bytes = await fs.readFile(file).catch((e: unknown) => {
+          throw this.readError(describeWeightsFile(group), file, e);
+        });
+        const damage = weightsFileDamage(file, bytes);
+        if (damage != null) throw new Error(`file:// load: ${damage}`);
+        read.push(bytes);
+      }
+      // Again with the bytes read: a file may have changed since its size was taken.
+      const problem = weightSizeProblem(`file:// load: ${files.join(' + ')}`, group.weights, read.reduce((n, b) => n + b.byteLength, 0));
+      if (problem != null) throw new Error(problem);
+      buffers.push(...read);
+    }
     const joined = new Uint8Array(buffers.reduce((n, b) => n + b.byteLength, 0));
     buffers.reduce((offset, b) => (joined.set(b, offset), offset + b.byteLength), 0);
-    return [specs, joined.buffer];
+    return [manifest.flatMap(group => group.weights), joined.buffer];
   }
 
-  private readOrExplain(file: string, what: string): Promise<Uint8Array>;
-  private readOrExplain(file: string, what: string, encoding: 'utf8'): Promise<string>;
-  private async readOrExplain(file: string, what: string, encoding?: 'utf8'): Promise<Uint8Array | string> {
-    try {
-      return encoding == null ? await this.fs.readFile(file) : await this.fs.readFile(file, encoding);
-    } catch (e) {
-      if (errorCode(e) === 'ENOENT') throw new Error(`file:// load: ${what} ${file} does not exist`);
-      throw new Error(`file:// load: cannot read ${what} ${file} (${(e as Error).message})`);
-    }
-  }
-
-  private async makeDirectory(dir: string): Promise<void> {
-    await this.fs.mkdir(dir, {recursive: true}).catch((e: unknown) => {
-      throw new Error(`file:// save: cannot create directory ${dir} (${(e as Error).message})`);
-    });
-    if (!(await this.fs.stat(dir)).isDirectory()) {
-      throw new Error(`file:// save: ${dir} exists and is not a directory (save takes a directory path)`);
-    }
-  }
-
-  /** Writes a file and flushes it to disk, so the rename that follows never exposes a partial file. */
-  private async writeDurably(file: string, data: Uint8Array | string): Promise<void> {
-    const handle = await this.fs.open(file, 'w');
-    try {
-      await handle.writeFile(data);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
-
-  /**
-   * Renames the temporaries over the final names. The earlier files are first kept under backup
-   * names (hard links), so that if a later rename fails the ones already replaced are put back and
-   * the directory keeps a consistent earlier model.
-   */
-  private async replaceAll(files: {final: string, temp: string, backup: string}[]): Promise<void> {
-    const backedUp: typeof files = [];
-    const replaced: typeof files = [];
-    try {
-      for (const f of files) {
-        if (await this.backUp(f.final, f.backup)) backedUp.push(f);
-      }
-      for (const f of files) {
-        await this.fs.rename(f.temp, f.final);
-        replaced.push(f);
-      }
-    } catch (e) {
-      for (const f of replaced) {
-        if (backedUp.includes(f)) await this.fs.rename(f.backup, f.final);
-        else await this.fs.rm(f.final, {force: true});
-      }
-      throw e;
-    } finally {
-      await Promise.all(backedUp.map(f => this.fs.rm(f.backup, {force: true})));
-    }
-  }
-
-  /** Keeps the current `file` under `backup`; false when there is none (a first save). */
-  private async backUp(file: string, backup: string): Promise<boolean> {
-    try {
-      await this.fs.link(file, backup); // a hard link: no copy of possibly large weights
-      return true;
-    } catch (e) {
-      if (errorCode(e) === 'ENOENT') return false;
-      // File systems without hard links (FAT, some network shares): copy instead.
-      await this.fs.copyFile(file, backup);
-      return true;
-    }
+  /** A read error naming the file; a missing file says so plainly (and keeps code ENOENT, which load() retries on). */
+  private readError(what: string, file: string, e: unknown): Error {
+    if (errorCode(e) !== 'ENOENT') return fileSystemError('file:// load', `read ${what}`, file, e);
+    return Object.assign(new Error(`file:// load: ${what} ${file} does not exist`), {code: 'ENOENT', path: file, cause: e});
   }
 }
 

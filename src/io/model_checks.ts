@@ -1,12 +1,18 @@
 /**
  * Checks a layers model's artifacts (model.json topology, weight specs, weight bytes) BEFORE tfjs
- * builds the model from them. tfjs itself only notices a bad file halfway through loading, with
- * messages such as "Shape mismatch: [4] vs. [3]" that name neither layer nor weight, and it leaks
- * every tensor created up to that point. Checking first gives errors that name the file, the layer
- * and the weight, and a failed load that leaves no tensor behind.
+ * builds the model from them. tfjs itself notices a bad file only halfway through loading, with
+ * messages such as "Shape mismatch: [4] vs. [3]" that name neither layer nor weight, after
+ * allocating every weight the topology declares (a hostile topology can declare gigabytes) and
+ * leaking every tensor created up to that point. Checking first — the weight specs' structure,
+ * their byte ranges against the data, and the topology's declared weights (learned without
+ * allocating them, see declared_weights.ts) against the specs — gives errors that name the source,
+ * the layer and the weight, and a failed load that leaves no tensor behind. The checks mirror
+ * tfjs' strict loading (LayersModel.loadWeights): what passes them loads.
  */
-import {DataType, io, serialization, util} from '@tensorflow/tfjs-core';
-import {LayerVariable, LayersModel, ModelAndWeightsConfig, models} from '@tensorflow/tfjs-layers';
+import {io, serialization, tidy, util} from '@tensorflow/tfjs-core';
+import type {LayersModel} from '@tensorflow/tfjs-layers';
+import {buildDeclaredModel, DeclaredModel, DeclaredWeight} from './declared_weights';
+import {checkUniqueWeightNames, checkWeightSpecs, describeJson, isObject, parseModelJson, weightSizeProblem} from './manifest_checks';
 
 /** A layer entry of a model.json topology, in the snake_case ("pythonic") form tfjs and Keras write. */
 export interface LayerEntry {
@@ -16,9 +22,8 @@ export interface LayerEntry {
 
 type JsonObject = {[key: string]: unknown};
 
-function isObject(value: unknown): value is JsonObject {
-  return value != null && typeof value === 'object' && !Array.isArray(value);
-}
+/** How many weights an error message lists before saying how many more there are. */
+const MAX_LISTED = 10;
 
 function isLayerEntry(value: unknown): value is LayerEntry {
   return isObject(value) && typeof value.class_name === 'string';
@@ -46,60 +51,25 @@ export function forEachLayerEntry(topology: unknown, visit: (entry: LayerEntry) 
   if (isObject(topology)) walk(modelConfigOf(topology));
 }
 
-/** Whether the artifacts describe a layers model (as opposed to a converted graph model). */
-function isLayersTopology(artifacts: io.ModelArtifacts): artifacts is io.ModelArtifacts & {modelTopology: JsonObject} {
-  if (artifacts.format === 'graph-model') return false;
-  const topology = artifacts.modelTopology;
-  return isObject(topology) && isLayerEntry(modelConfigOf(topology));
-}
-
-// Bytes per stored element of quantized weights (tfjs-converter's --quantize options).
-const QUANTIZED_BYTES: {[dtype: string]: number} = {uint8: 1, uint16: 2, float16: 2};
-
-/** Bytes a weight occupies in a weights file, or null for string weights (variable length). */
-function storedBytes(spec: io.WeightsManifestEntry): number | null {
-  if (spec.dtype === 'string') return null;
-  const perElement = spec.quantization != null ? QUANTIZED_BYTES[spec.quantization.dtype] :
-      util.bytesPerElement(spec.dtype as DataType);
-  return util.sizeFromShape(spec.shape) * perElement;
-}
-
-/** Where each weight lies in the concatenated weight data, or null when a string weight makes that unknowable. */
-function weightByteRanges(specs: io.WeightsManifestEntry[]): {name: string, end: number}[] | null {
-  let end = 0;
-  const ranges: {name: string, end: number}[] = [];
-  for (const spec of specs) {
-    const bytes = storedBytes(spec);
-    if (bytes == null) return null;
-    end += bytes;
-    ranges.push({name: spec.name, end});
-  }
-  return ranges;
-}
-
 /**
- * The error for weight data whose size does not match its specs: names where the data came from,
- * both byte counts and the weights that the data does not (fully) hold.
+ * The layers topology to check, or null for a graph model (tfjs-converter's GraphDef JSON), which
+ * these checks do not cover. Throws when the topology is neither.
  */
-export function weightSizeProblem(where: string, specs: io.WeightsManifestEntry[], actualBytes: number): string | null {
-  const ranges = weightByteRanges(specs);
-  if (ranges == null) return null;
-  const expected = ranges.length === 0 ? 0 : ranges[ranges.length - 1].end;
-  if (expected === actualBytes) return null;
-  if (actualBytes > expected) {
-    return `${where} holds ${actualBytes} bytes but the weights manifest describes ${expected} bytes ` +
-        `(${specs.length} weights): the weights file does not belong to this model.json`;
+function layersTopology(artifacts: io.ModelArtifacts, source: string): JsonObject | null {
+  const topology: unknown = artifacts.modelTopology;
+  if (artifacts.format === 'graph-model' || (isObject(topology) && Array.isArray(topology.node))) return null;
+  if (!isObject(topology) || !isLayerEntry(modelConfigOf(topology))) {
+    throw new Error(`${source}: 'modelTopology' is ${describeJson(topology)}, expected a layers-model topology ` +
+        `(an object with 'class_name' and 'config')`);
   }
-  const affected = ranges.filter(r => r.end > actualBytes).map(r => r.name);
-  return `${where} holds ${actualBytes} bytes but the weights manifest needs ${expected} bytes; ` +
-      `missing or truncated weights: ${affected.join(', ')}`;
+  return topology;
 }
 
 /** Throws a clear error naming the layer when a topology uses a class tfjs has no registration for. */
 function checkClassesRegistered(topology: JsonObject, source: string): void {
   const registered = serialization.SerializationMap.getMap().classNameMap;
   forEachLayerEntry(topology, entry => {
-    if (registered[entry.class_name] == null) {
+    if (!Object.prototype.hasOwnProperty.call(registered, entry.class_name)) {
       const name = isObject(entry.config) && typeof entry.config.name === 'string' ? `'${entry.config.name}'` : '(unnamed)';
       throw new Error(`${source}: layer ${name} has class '${entry.class_name}', which is not registered with ` +
           `tf.serialization.registerClass (import the package that defines it before loading)`);
@@ -107,100 +77,154 @@ function checkClassesRegistered(topology: JsonObject, source: string): void {
   });
 }
 
-/**
- * A copy of the topology whose initializers are all Zeros: building it only allocates the weights
- * (like tfjs' own fast weight initialization) instead of running e.g. orthogonal initializers whose
- * values would be thrown away.
- */
-function withZeroInitializers(topology: JsonObject): ModelAndWeightsConfig['modelTopology'] {
-  return JSON.parse(JSON.stringify(topology), (key, value: unknown) =>
-      /_initializer$/.test(key) && isLayerEntry(value) ? {class_name: 'Zeros', config: {}} : value) as ModelAndWeightsConfig['modelTopology'];
+function isArrayBuffer(value: unknown): value is ArrayBuffer {
+  // A tag test, not instanceof: buffers from another realm (Node's fs inside jest, a worker) count too.
+  return Object.prototype.toString.call(value) === '[object ArrayBuffer]';
 }
 
-interface WeightOwner {
-  layer: string;
-  className: string;
-  weight: string;
-  shape: number[];
-}
-
-/** Every weight of the model by original name, with the innermost layer that owns it. */
-function weightOwners(model: LayersModel): Map<string, WeightOwner> {
-  const owners = new Map<string, WeightOwner>();
-  const visit = (layers: LayersModel['layers']) => {
-    for (const layer of layers) {
-      if (layer instanceof LayersModel) {
-        visit(layer.layers);
-        continue;
-      }
-      for (const w of layer.weights as LayerVariable[]) {
-        const weight = w.originalName.slice(w.originalName.lastIndexOf('/') + 1);
-        owners.set(w.originalName, {layer: layer.name, className: layer.getClassName(), weight, shape: w.shape as number[]});
-      }
+/** Checks weight specs and data against each other; returns the specs (none when absent). */
+function checkWeightData(artifacts: io.ModelArtifacts, source: string): io.WeightsManifestEntry[] {
+  const {weightSpecs, weightData} = artifacts;
+  if (weightSpecs != null) {
+    checkWeightSpecs(weightSpecs, `${source}: weight specs`);
+    checkUniqueWeightNames(weightSpecs, source);
+  }
+  if (weightData == null) {
+    if (weightSpecs != null && weightSpecs.length > 0) {
+      throw new Error(`${source}: the weight specs list ${weightSpecs.length} weights, but there is no weight data`);
     }
-  };
-  visit(model.layers);
-  return owners;
+    return [];
+  }
+  if (!isArrayBuffer(weightData) && !(Array.isArray(weightData) && weightData.every(isArrayBuffer))) {
+    throw new Error(`${source}: 'weightData' is ${describeJson(weightData)}, expected an ArrayBuffer or a list of them`);
+  }
+  if (weightSpecs == null) throw new Error(`${source}: there is weight data but no weight specs describing it`);
+  const problem = weightSizeProblem(`${source}: the weight data`, weightSpecs, new io.CompositeArrayBuffer(weightData).byteLength);
+  if (problem != null) throw new Error(problem);
+  return weightSpecs;
 }
 
-/** The model weight a spec name refers to, with tfjs' rule that TF >= 2.2 may insert a cell name. */
-function ownerOf(owners: Map<string, WeightOwner>, specName: string): [string, WeightOwner] | undefined {
+function describeOwner(w: DeclaredWeight): string {
+  return `layer '${w.layer}' (${w.className}) weight '${w.weight}'`;
+}
+
+function listed(weights: DeclaredWeight[]): string {
+  const more = weights.length > MAX_LISTED ? ` and ${weights.length - MAX_LISTED} more` : '';
+  return weights.slice(0, MAX_LISTED).map(describeOwner).join(', ') + more;
+}
+
+/** The model weight a spec names, with tfjs' rule that TF >= 2.2 may insert a cell name before the weight name. */
+function targetName(targets: Map<string, DeclaredWeight>, specName: string): string {
+  if (targets.has(specName)) return specName;
   const tokens = specName.split('/');
-  for (const name of [specName, tokens.slice(0, -2).concat(tokens.slice(-1)).join('/')]) {
-    const owner = owners.get(name);
-    if (owner != null) return [name, owner];
-  }
-  return undefined;
+  return tokens.slice(0, -2).concat(tokens.slice(-1)).join('/');
 }
 
-/** Builds the model from the topology (zeros only) and compares its weights with the specs. */
-async function checkWeightsFitModel(topology: JsonObject, specs: io.WeightsManifestEntry[], source: string): Promise<void> {
-  const model = await models.modelFromJSON({modelTopology: withZeroInitializers(topology)});
-  try {
-    const owners = weightOwners(model);
-    for (const spec of specs) {
-      if (spec.group === 'optimizer') continue;
-      const found = ownerOf(owners, spec.name);
-      if (found == null) {
-        throw new Error(`${source}: the weights manifest has a weight '${spec.name}' that no layer of the model has`);
-      }
-      const [name, owner] = found;
-      if (!util.arraysEqual(owner.shape, spec.shape)) {
-        throw new Error(`${source}: layer '${owner.layer}' (${owner.className}) weight '${owner.weight}' has shape ` +
-            `[${spec.shape}] in the weights manifest, but the layer expects [${owner.shape}]`);
-      }
-      owners.delete(name);
+/**
+ * Matches the model weights of the specs with the declared weights as tfjs' strict loadWeights
+ * does — by original name, or `layer/<index>` for Keras 3 saves — and compares shapes and dtypes.
+ */
+function checkModelWeights(declared: DeclaredWeight[], specs: io.WeightsManifestEntry[], source: string): void {
+  const modelSpecs = specs.filter(s => s.group !== 'optimizer');
+  const lastToken = modelSpecs[0]?.name.split('/').pop() ?? '';
+  const kerasV3 = modelSpecs.length > 0 && !isNaN(parseInt(lastToken, 10));
+  const targets = new Map<string, DeclaredWeight>();
+  for (const w of declared) {
+    const key = kerasV3 ? w.kerasV3Name : w.originalName;
+    const twin = targets.get(key);
+    if (twin != null) throw new Error(`${source}: ${describeOwner(twin)} and ${describeOwner(w)} have the same name '${key}'`);
+    targets.set(key, w);
+  }
+  for (const spec of modelSpecs) {
+    const key = targetName(targets, spec.name);
+    const target = targets.get(key);
+    if (target == null) throw new Error(`${source}: the weights manifest has a weight '${spec.name}' that no layer of the model has`);
+    if (!util.arraysEqual(target.shape as number[], spec.shape)) {
+      throw new Error(`${source}: ${describeOwner(target)} has shape [${spec.shape}] in the weights manifest, ` +
+          `but the layer expects [${target.shape}]`);
     }
-    const missing = [...owners.values()];
-    if (missing.length > 0) {
-      throw new Error(`${source}: the weights manifest has no value for ` +
-          missing.map(o => `layer '${o.layer}' (${o.className}) weight '${o.weight}'`).join(', '));
+    if (spec.dtype !== target.dtype) {
+      throw new Error(`${source}: ${describeOwner(target)} has dtype ${spec.dtype} in the weights manifest, ` +
+          `but the layer expects ${target.dtype}`);
     }
-  } finally {
-    model.dispose();
+    targets.delete(key);
+  }
+  if (targets.size > 0) {
+    const missing = [...targets.values()];
+    throw new Error(modelSpecs.length === 0 && specs.length === 0 ?
+        `${source}: there are no weights, but the model's layers have ${missing.length}: ${listed(missing)} ` +
+        `(a topology without weights loads with tf.models.modelFromJSON)` :
+        `${source}: the weights manifest has no value for ${listed(missing)}`);
   }
 }
 
 /**
- * Checks model artifacts against themselves and against the model they describe: registered layer
- * classes, weight data size, and every weight's name and shape. Creates no tensor that outlives
- * the call. `source` names the origin in error messages (e.g. the file path).
+ * Optimizer state (`includeOptimizer` saves): tfjs reads the first entry as the iteration count
+ * and assigns the others without checking shapes, so a wrong one surfaces at the next training
+ * step. Each accumulator is named after its variable (`conv/kernel/m`, or `conv/kernel_1/m` when
+ * the saving process had made several models); those whose variable is recognizable must have its shape.
+ */
+function checkOptimizerWeights(declared: DeclaredWeight[], specs: io.WeightsManifestEntry[], source: string): void {
+  const state = specs.filter(s => s.group === 'optimizer');
+  if (state.length === 0) return;
+  if (state[0].name !== 'iter' || state[0].shape.length !== 0) {
+    throw new Error(`${source}: the first optimizer weight is '${state[0].name}' of shape [${state[0].shape}], ` +
+        `expected the iteration count 'iter' (a scalar)`);
+  }
+  const trainable = declared.filter(w => w.trainable);
+  for (const spec of state.slice(1)) {
+    const variable = spec.name.slice(0, spec.name.lastIndexOf('/'));
+    const target = trainable.find(w => w.originalName === variable) ??
+        trainable.find(w => variable.startsWith(`${w.originalName}_`) && /^\d+$/.test(variable.slice(w.originalName.length + 1)));
+    if (target != null && !util.arraysEqual(target.shape as number[], spec.shape)) {
+      throw new Error(`${source}: optimizer weight '${spec.name}' has shape [${spec.shape}] in the weights manifest, ` +
+          `but it belongs to ${describeOwner(target)}, of shape [${target.shape}]`);
+    }
+  }
+}
+
+/** What tfjs applies after building: the training config (compile) and user metadata. Tried on the placeholder model. */
+function checkTrainingSettings(declared: DeclaredModel, artifacts: io.ModelArtifacts, source: string): void {
+  const {trainingConfig, userDefinedMetadata} = artifacts;
+  try {
+    // tfjs-core and tfjs-layers type the same JSON differently; loadLayersModel passes it the same way.
+    if (trainingConfig != null) tidy(() => declared.model.loadTrainingConfig(trainingConfig as Parameters<LayersModel['loadTrainingConfig']>[0]));
+  } catch (e) {
+    throw new Error(`${source}: 'trainingConfig' cannot be applied: ${(e as Error).message}`);
+  }
+  try {
+    if (userDefinedMetadata != null) declared.model.setUserDefinedMetadata(userDefinedMetadata);
+  } catch (e) {
+    throw new Error(`${source}: 'userDefinedMetadata' cannot be applied: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Checks model artifacts against themselves and against the model they describe: the weight
+ * specs' structure and unique names, the data's size, registered layer classes, and every
+ * weight's name, shape and dtype against what the topology declares, then the training config.
+ * Allocates no weight of the model, and creates no tensor that outlives the call. `source` names
+ * the origin in error messages (e.g. the file path).
  */
 export async function checkModelArtifacts(artifacts: io.ModelArtifacts, source: string): Promise<void> {
-  const specs = artifacts.weightSpecs ?? [];
-  if (artifacts.weightData != null) {
-    const bytes = new io.CompositeArrayBuffer(artifacts.weightData).byteLength;
-    const problem = weightSizeProblem(`the weight data of ${source}`, specs, bytes);
-    if (problem != null) throw new Error(problem);
+  if (!isObject(artifacts)) throw new Error(`${source}: the handler returned ${describeJson(artifacts)}, expected model artifacts`);
+  const specs = checkWeightData(artifacts, source);
+  const topology = layersTopology(artifacts, source);
+  if (topology == null) return;
+  checkClassesRegistered(topology, source);
+  const declared = await buildDeclaredModel(topology, source);
+  try {
+    checkModelWeights(declared.weights, specs, source);
+    checkOptimizerWeights(declared.weights, specs, source);
+    checkTrainingSettings(declared, artifacts, source);
+  } finally {
+    declared.dispose();
   }
-  if (!isLayersTopology(artifacts)) return;
-  checkClassesRegistered(artifacts.modelTopology, source);
-  if (artifacts.weightData != null) await checkWeightsFitModel(artifacts.modelTopology, specs, source);
 }
 
 /** The one handler tf.io's routers give for a URL (save or load); throws, naming `fn`, otherwise. */
-export function soleHandler(fn: string, url: string, kind: 'save' | 'load'): io.IOHandler {
-  const handlers = kind === 'save' ? io.getSaveHandlers(url) : io.getLoadHandlers(url);
+export function soleHandler(fn: string, url: string, kind: 'save' | 'load', loadOptions?: io.LoadOptions): io.IOHandler {
+  const handlers = kind === 'save' ? io.getSaveHandlers(url) : io.getLoadHandlers(url, loadOptions);
   if (handlers.length !== 1) {
     throw new Error(`${fn}: found ${handlers.length} ${kind} handlers for '${url}', expected exactly one`);
   }
@@ -208,11 +232,36 @@ export function soleHandler(fn: string, url: string, kind: 'save' | 'load'): io.
 }
 
 /**
- * Wraps a load handler (or a URL that tf.io resolves to one) so that tf.loadLayersModel receives
- * only artifacts that passed checkModelArtifacts.
+ * A fetch that checks model.json (`modelUrl`) before tfjs' HTTP loader reads it: tfjs indexes
+ * into the weights manifest unchecked. Other requests (the weights) pass through.
  */
-export function checkedLoader(handlerOrUrl: string | io.IOHandler): io.IOHandler {
-  const inner = typeof handlerOrUrl === 'string' ? soleHandler('checkedLoader', handlerOrUrl, 'load') : handlerOrUrl;
+function checkingFetch(modelUrl: string, fetchFunc: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const response = await fetchFunc(input, init);
+    if (input !== modelUrl || !response.ok) return response;
+    const modelJson = parseModelJson(await response.text(), modelUrl);
+    // Parsed here, so the objects tfjs reads are the ones checked (and of this realm).
+    return Object.assign(response, {json: async () => modelJson});
+  };
+}
+
+/**
+ * Wraps a load handler (or a URL that tf.io resolves to one) so that tf.loadLayersModel receives
+ * only artifacts that passed checkModelArtifacts. For http(s) URLs, model.json is also checked
+ * before tfjs' HTTP loader reads its manifest; `loadOptions` (fetchFunc, requestInit, …) go to
+ * that loader.
+ */
+export function checkedLoader(handlerOrUrl: string | io.IOHandler, loadOptions?: io.LoadOptions): io.IOHandler {
+  let inner: io.IOHandler;
+  if (typeof handlerOrUrl !== 'string') {
+    inner = handlerOrUrl;
+  } else if (io.isHTTPScheme(handlerOrUrl)) {
+    const fetchFunc = loadOptions?.fetchFunc ?? (typeof fetch === 'undefined' ? undefined : fetch);
+    if (fetchFunc == null) throw new Error(`checkedLoader: no fetch in this environment for ${handlerOrUrl}; pass loadOptions.fetchFunc`);
+    inner = io.http(handlerOrUrl, {...loadOptions, fetchFunc: checkingFetch(handlerOrUrl, fetchFunc)});
+  } else {
+    inner = soleHandler('checkedLoader', handlerOrUrl, 'load', loadOptions);
+  }
   const source = typeof handlerOrUrl === 'string' ? handlerOrUrl : 'the loaded model';
   if (inner.load == null) throw new Error(`checkedLoader: the handler for ${source} cannot load (it has no load method)`);
   const load = inner.load.bind(inner);

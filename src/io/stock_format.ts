@@ -5,27 +5,41 @@
  * class name, and in an axis list, which the stock format cannot hold.
  */
 import {io, serialization} from '@tensorflow/tfjs-core';
+import {inferenceStatisticsToCallSite} from '../deploy/call_site_training';
 import {BatchNorm} from '../layers/batch_norm';
 import {forEachLayerEntry, LayerEntry, soleHandler} from './model_checks';
 
 const STOCK_CLASS_NAME = 'BatchNormalization';
 
+/** The registry entry replaceBuiltinBatchNormalization installs: the [class, fromConfig] pair registerClass stores for BatchNorm. */
+const REPLACEMENT: [typeof BatchNorm, typeof BatchNorm.fromConfig] = [BatchNorm, BatchNorm.fromConfig];
+
+/**
+ * The replacements in effect and what the registry held before the first of them. The stock
+ * entry comes back when the last one is undone, whatever the order of the undo calls.
+ */
+const replacements = {active: new Set<object>(), hadEntry: false, previous: undefined as unknown};
+
 /**
  * Makes deserialization (tf.loadLayersModel, tf.models.modelFromJSON, …) build BatchNorm for
  * 'BatchNormalization' entries, e.g. in models saved by stock tfjs or converted from Keras.
- * Returns a function that restores the stock registration exactly (calling it again does nothing).
+ * Returns a function that undoes this call; once every call is undone (in any order) the stock
+ * registration is restored exactly. Calling an undo function again does nothing.
  */
 export function replaceBuiltinBatchNormalization(): () => void {
-  const classNameMap = serialization.SerializationMap.getMap().classNameMap;
-  const hadEntry = Object.prototype.hasOwnProperty.call(classNameMap, STOCK_CLASS_NAME);
-  const previous = classNameMap[STOCK_CLASS_NAME];
-  // The same [class, fromConfig] pair tf.serialization.registerClass stores for BatchNorm itself.
-  classNameMap[STOCK_CLASS_NAME] = [BatchNorm, BatchNorm.fromConfig];
-  let undone = false;
+  const classNameMap = serialization.SerializationMap.getMap().classNameMap as {[name: string]: unknown};
+  if (replacements.active.size === 0) {
+    replacements.hadEntry = Object.prototype.hasOwnProperty.call(classNameMap, STOCK_CLASS_NAME);
+    replacements.previous = classNameMap[STOCK_CLASS_NAME];
+  }
+  classNameMap[STOCK_CLASS_NAME] = REPLACEMENT;
+  const token = {};
+  replacements.active.add(token);
   return () => {
-    if (undone) return;
-    undone = true;
-    if (hadEntry) classNameMap[STOCK_CLASS_NAME] = previous;
+    if (!replacements.active.delete(token) || replacements.active.size > 0) return;
+    // Someone else re-registered the class meanwhile: theirs stays.
+    if (classNameMap[STOCK_CLASS_NAME] !== REPLACEMENT) return;
+    if (replacements.hadEntry) classNameMap[STOCK_CLASS_NAME] = replacements.previous;
     else delete classNameMap[STOCK_CLASS_NAME];
   };
 }
@@ -42,6 +56,7 @@ function toStockEntry(entry: LayerEntry): void {
     }
     config.axis = axis[0];
   }
+  inferenceStatisticsToCallSite(entry);
   entry.class_name = STOCK_CLASS_NAME;
 }
 

@@ -11,6 +11,7 @@ import type {Initializer} from '@tensorflow/tfjs-layers/dist/initializers';
 import type {BatchNormalizationLayerArgs} from '@tensorflow/tfjs-layers/dist/layers/normalization';
 import type {Regularizer} from '@tensorflow/tfjs-layers/dist/regularizers';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types';
+import {callSiteTraining, InferenceStatistics} from '../deploy/call_site_training';
 import {batchNormInfer} from '../ops/batch_norm_infer';
 import {batchNormTrain, BatchNormTrainResult} from '../ops/batch_norm_train';
 import {reductionAxes} from '../ops/channel_axes';
@@ -23,6 +24,13 @@ import {argumentError, AxisArg, checkAxes, checkEpsilon} from '../ops/validate';
 export interface BatchNormArgs extends Omit<BatchNormalizationLayerArgs, 'axis'> {
   /** Channel axis, or list of axes; negative counts from the end. Default -1 (channels-last). */
   axis?: AxisArg;
+  /**
+   * Statistics used in inference (predict, evaluate, plain apply): 'moving' (default) or 'batch',
+   * which normalizes every batch with its own statistics at inference too, as Keras does for
+   * `BatchNormalization()(x, training=True)` (PyTorch: track_running_stats=False; Haiku:
+   * test_local_stats=True). Training (fit) is unchanged; a frozen layer still uses the moving ones.
+   */
+  inferenceStatistics?: InferenceStatistics;
 }
 
 /** The arguments the stock layer parses into initializer, regularizer and constraint objects. */
@@ -95,6 +103,13 @@ function checkMomentum(fn: string, momentum: unknown): number {
   return momentum;
 }
 
+function checkInferenceStatistics(fn: string, value: unknown): InferenceStatistics {
+  if (value !== 'moving' && value !== 'batch') {
+    throw argumentError(fn, 'inferenceStatistics', `is ${JSON.stringify(value)}, expected 'moving' or 'batch'`);
+  }
+  return value;
+}
+
 function checkBoolean(fn: string, name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw argumentError(fn, name, `is ${JSON.stringify(value)}, expected true or false`);
   return value;
@@ -108,14 +123,19 @@ function checkBoolean(fn: string, name: string, value: unknown): boolean {
  * axis = -1 and is generalized here to any channel axes. Composite tf ops differentiated by autodiff:
  * masked training is rare, so it does not get a fused kernel.
  */
-function maskedMoments(x: Tensor, mask: Tensor, axes: number[]): {mean: Tensor; variance: Tensor} {
+export function maskedMoments(x: Tensor, mask: Tensor, axes: number[]): {mean: Tensor; variance: Tensor} {
   const reduce = reductionAxes(x.rank, axes);
-  const weights = reshape(cast(mask, 'float32'), x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
+  const weights = maskWeights(x, mask, axes);
   const weightedInputs = mul(weights, x);
   const sumOfWeights = add(sum(weights, reduce, true), KERAS_BACKEND_EPSILON);
   const mean = div(sum(weightedInputs, reduce, true), sumOfWeights);
   const variance = div(sum(mul(weights, square(sub(weightedInputs, mean))), reduce, true), sumOfWeights);
   return {mean, variance};
+}
+
+/** The weight of every position of x in the masked statistics, shaped to broadcast against x (recalibrate shares it). */
+export function maskWeights(x: Tensor, mask: Tensor, axes: number[]): Tensor {
+  return reshape(cast(mask, 'float32'), x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
 }
 
 /**
@@ -131,6 +151,7 @@ export class BatchNorm extends layers.Layer {
   readonly epsilon: number;
   readonly center: boolean;
   readonly scale: boolean;
+  readonly inferenceStatistics: InferenceStatistics;
   /** The stock layer that parsed and serializes the initializers, regularizers and constraints. */
   private readonly kerasObjects: layers.Layer;
   /** Sorted non-negative channel axes, known once the input rank is (build). */
@@ -151,6 +172,7 @@ export class BatchNorm extends layers.Layer {
     this.epsilon = checkEpsilon(fn, args.epsilon ?? 1e-3);
     this.center = checkBoolean(fn, 'center', args.center ?? true);
     this.scale = checkBoolean(fn, 'scale', args.scale ?? true);
+    this.inferenceStatistics = checkInferenceStatistics(fn, args.inferenceStatistics ?? 'moving');
     // Normalization keeps every position, so the base computeMask passes the incoming mask on.
     this.supportsMasking = true;
   }
@@ -188,12 +210,14 @@ export class BatchNorm extends layers.Layer {
     return tidy(() => {
       const x = this.singleInput(inputs);
       const mask = this.checkMask(x, kwargs.mask);
-      const training = kwargs.training === true;
+      const modelTraining = kwargs.training === true;
+      // A call-site argument (Keras `bn(x, training=True)`, kept in the layer's node) overrides the model's.
+      const training = callSiteTraining(this) ?? modelTraining;
       const gamma = this.gamma?.read() ?? null;
       const beta = this.beta?.read() ?? null;
       const options = {axis: this.channelAxes, epsilon: this.epsilon};
 
-      const useBatchStatistics = training && this.trainable;
+      const useBatchStatistics = (training || this.inferenceStatistics === 'batch') && this.trainable;
 
       if (!useBatchStatistics) {
         return batchNormInfer(x, this.movingMean.read(), this.movingVariance.read(), gamma, beta, options);
@@ -201,13 +225,19 @@ export class BatchNorm extends layers.Layer {
       const {y, mean, variance} = mask == null ?
           batchNormTrain(x, gamma, beta, options) :
           this.maskedBatchNormTrain(x, mask, gamma, beta);
-      this.updateMovingAverage(this.movingMean, mean);
-      this.updateMovingAverage(this.movingVariance, variance);
+      // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
+      if (training && modelTraining) {
+        this.updateMovingAverage(this.movingMean, mean);
+        this.updateMovingAverage(this.movingVariance, variance);
+      }
       return y;
     });
   }
 
-  /** setWeights with the layer and weight named when a count or shape does not fit; all-or-nothing. */
+  /**
+   * setWeights with every tensor's count, shape and dtype checked before any is written, so a bad
+   * list changes nothing (tfjs writes in order and fails midway); errors name the layer and weight.
+   */
   override setWeights(weights: Tensor[]): void {
     if (!this.built) {
       throw new Error(`${this.errorPrefix()}: setWeights before the layer is built; apply it or call build(inputShape) ` +
@@ -228,6 +258,8 @@ export class BatchNorm extends layers.Layer {
       scale: this.scale,
     };
     for (const key of KERAS_OBJECT_ARGS) config[key] = stockConfig[key];
+    // Written only when set, so a default layer's config stays the stock layer's, key for key.
+    if (this.inferenceStatistics !== 'moving') config.inferenceStatistics = this.inferenceStatistics;
     return {...config, ...super.getConfig()};
   }
 
@@ -249,6 +281,7 @@ export class BatchNorm extends layers.Layer {
     return [...(this.scale ? ['gamma'] : []), ...(this.center ? ['beta'] : []), 'moving_mean', 'moving_variance'];
   }
 
+  /** Checks a weights list against the variables' shapes (every weight is float32): count, then each tensor. */
   private checkWeights(weights: unknown, shapes: number[][]): void {
     const fn = this.errorPrefix();
     const names = this.weightNames();
@@ -257,10 +290,12 @@ export class BatchNorm extends layers.Layer {
       throw argumentError(fn, 'weights', `${got}, expected ${shapes.length}: [${names.join(', ')}]`);
     }
     weights.forEach((w: unknown, i) => {
-      if (!(w instanceof Tensor) || w.shape.join() !== shapes[i].join()) {
-        const got = w instanceof Tensor ? `has shape [${w.shape}]` : `is ${String(w)}`;
-        throw argumentError(fn, 'weights', `[${i}] (${names[i]}) ${got}, expected shape [${shapes[i]}]`);
-      }
+      const tensor = `a float32 tensor of shape [${shapes[i]}]`;
+      const problem = !(w instanceof Tensor) ? `is ${String(w)}, expected ${tensor}` :
+          w.isDisposed ? `is a disposed tensor, expected ${tensor}` :
+          w.shape.join() !== shapes[i].join() ? `has shape [${w.shape}], expected shape [${shapes[i]}]` :
+          w.dtype !== 'float32' ? `has dtype ${w.dtype}, expected float32` : null;
+      if (problem != null) throw argumentError(fn, 'weights', `[${i}] (${names[i]}) ${problem}`);
     });
   }
 
