@@ -136,7 +136,7 @@ describe('fused kernels in Chromium', () => {
 
   beforeAll(async () => {
     await bundlePage(join(LAB_DIR, 'page.ts'), join(BUNDLE_DIR, 'lab.js'));
-    server = await servePages({'/': LAB_DIR, '/dist/': BUNDLE_DIR, '/wasm/': WASM_DIR});
+    server = await servePages('/dist/lab.js', {'/dist/': BUNDLE_DIR, '/wasm/': WASM_DIR});
     browser = await launchChromium();
   }, 120_000);
 

@@ -13,21 +13,13 @@ import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
 import {checkCommon} from '../src/ops/validate';
 import {describeEachBackend} from './support/backends';
 import {expectClose} from './support/golden';
+import {seededUniform} from './support/random';
 
 const H = 3e-3;
 const TOLERANCE = 2e-3;
 
-/** Small deterministic pseudo-random numbers (mulberry32), so failures reproduce. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Small deterministic pseudo-random numbers, so failures reproduce. */
+const random = seededUniform;
 
 type Train = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => BatchNormTrainResult;
 

@@ -115,6 +115,18 @@ function find(rows: Row[], backend: string, shape: string, mode: Mode): Row | un
   return rows.find(r => r.backend === backend && r.shape === shape && r.mode === mode);
 }
 
+/** Channels-first within 1.5× of channels-last, training and inference, on one backend. */
+function layoutChecks(rows: Row[], backend: string): TargetCheck[] {
+  return (['training', 'inference'] as Mode[]).map(mode => {
+    const last = find(rows, backend, 'nhwc', mode)?.ours.medianMs;
+    const first = find(rows, backend, 'nchw', mode)?.ours.medianMs;
+    const value = last != null && first != null ? first / last : undefined;
+    return {target: `${backend} ${mode}: channels-first within 1.5× of channels-last`,
+      measured: value == null ? 'not measured' : `${value.toFixed(2)}× (${fmtMs(first)} vs ${fmtMs(last)} ms)`,
+      met: value == null ? null : value <= 1.5};
+  });
+}
+
 /** Checks the targets of issue 4 against this run (null: not measured in this run). */
 export function checkTargets(rows: Row[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -134,16 +146,7 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
     checks.push({target: `${backend} training peak bytes ≤ 0.4× stock`, measured: value == null ? 'not measured' : `${value.toFixed(2)}×`,
       met: value == null ? null : value <= 0.4});
   }
-  for (const backend of ['cpu', 'wasm']) {
-    for (const mode of ['training', 'inference'] as Mode[]) {
-      const last = find(rows, backend, 'nhwc', mode)?.ours.medianMs;
-      const first = find(rows, backend, 'nchw', mode)?.ours.medianMs;
-      const value = last != null && first != null ? first / last : undefined;
-      checks.push({target: `${backend} ${mode}: channels-first within 1.5× of channels-last`,
-        measured: value == null ? 'not measured' : `${value.toFixed(2)}× (${fmtMs(first)} vs ${fmtMs(last)} ms)`,
-        met: value == null ? null : value <= 1.5});
-    }
-  }
+  for (const backend of ['cpu', 'wasm']) checks.push(...layoutChecks(rows, backend));
   for (const backend of ['cpu', 'wasm']) {
     const ms = find(rows, backend, 'nhwc', 'training')?.ours.medianMs;
     checks.push({target: `stretch: ${backend} training step ≤ 10 ms (4× the 2.6 ms C loop)`,
@@ -206,14 +209,7 @@ export function checkBrowserTargets(rows: Row[], convnetResults: ConvnetResult[]
     checks.push({target: `${backend} inference no slower than stock (≥ 1×)`, measured: ratio == null ? 'not measured' :
       `${ratio.toFixed(2)}× (stock ${fmtMs(inference?.stock.medianMs)} ms, ours ${fmtMs(inference?.ours.medianMs)} ms)`,
     met: ratio == null ? null : ratio >= 1});
-    for (const mode of ['training', 'inference'] as Mode[]) {
-      const last = find(rows, backend, 'nhwc', mode)?.ours.medianMs;
-      const first = find(rows, backend, 'nchw', mode)?.ours.medianMs;
-      const value = last != null && first != null ? first / last : undefined;
-      checks.push({target: `${backend} ${mode}: channels-first within 1.5× of channels-last`,
-        measured: value == null ? 'not measured' : `${value.toFixed(2)}× (${fmtMs(first)} vs ${fmtMs(last)} ms)`,
-        met: value == null ? null : value <= 1.5});
-    }
+    checks.push(...layoutChecks(rows, backend));
   }
   for (const backend of [...new Set(convnetResults.map(r => r.backend))]) {
     const ms = (variant: ConvnetResult['variant']) => convnetResults.find(r => r.backend === backend && r.variant === variant)?.epochMs;

@@ -44,16 +44,30 @@ export async function bundlePage(entry: string, outfile: string): Promise<void> 
     sourcemap: true, logLevel: 'error'});
 }
 
+/** The page itself: nothing but the bundled script, which does the work and exposes its API on window. */
+function pageHtml(script: string): string {
+  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">` +
+    `<title>tfjs-batchnorm</title></head><body><script src="${script}"></script></body></html>\n`;
+}
+
+const ISOLATION_HEADERS = {'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp'};
+
 /**
- * Serves `routes` (URL path prefix → directory) on 127.0.0.1, cross-origin isolated, only files of
- * the kinds above and only inside the routed directories.
+ * Serves a page running `script` at / (and /index.html), and `routes` (URL path prefix →
+ * directory) on 127.0.0.1, cross-origin isolated: only files of the kinds above and only inside the
+ * routed directories.
  */
-export async function servePages(routes: Record<string, string>): Promise<PageServer> {
+export async function servePages(script: string, routes: Record<string, string>): Promise<PageServer> {
   const server: Server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
+    if (path === '/' || path === '/index.html') {
+      response.writeHead(200, {'content-type': CONTENT_TYPES['.html'], 'cache-control': 'no-store', ...ISOLATION_HEADERS})
+          .end(pageHtml(script));
+      return;
+    }
     const prefix = Object.keys(routes).filter(p => path.startsWith(p)).sort((a, b) => b.length - a.length)[0];
     const dir = prefix == null ? undefined : routes[prefix];
-    const file = dir == null ? '' : normalize(join(dir, path.slice(prefix.length) || 'index.html'));
+    const file = dir == null ? '' : normalize(join(dir, path.slice(prefix.length)));
     const type = CONTENT_TYPES[extname(file)];
     if (dir == null || !file.startsWith(normalize(dir) + sep) || type == null) {
       response.writeHead(404).end();
@@ -61,10 +75,7 @@ export async function servePages(routes: Record<string, string>): Promise<PageSe
     }
     try {
       const body = await readFile(file);
-      response.writeHead(200, {
-        'content-type': type, 'cache-control': 'no-store',
-        'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp',
-      }).end(body);
+      response.writeHead(200, {'content-type': type, 'cache-control': 'no-store', ...ISOLATION_HEADERS}).end(body);
     } catch {
       response.writeHead(404).end();
     }

@@ -3,6 +3,7 @@
  * (reference.ts). Inputs are rounded to float32 first, since that is what every backend receives.
  */
 import type {GoldenCase} from './golden';
+import {seededUniform} from './random';
 import {refChannelCount, refInfer, refInferGrad, RefProblem, refTrain, refTrainGrad} from './reference';
 
 /** One problem (the shape __tests__/browser_kernels/page.ts takes). */
@@ -47,18 +48,6 @@ export interface ProblemAnswers {
   inferDvariance: Float64Array;
   inferDgamma: Float64Array;
   inferDbeta: Float64Array;
-}
-
-/** A seeded uniform generator in [0, 1) (mulberry32): the same problems on every run. */
-export function seededUniform(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function sortedAxes(axis: number | number[], rank: number): number[] {

@@ -61,7 +61,7 @@ export async function runBrowserBench(run: BrowserRun): Promise<void> {
   const loadBefore = os.loadavg()[0];
   const bundleDir = join(os.tmpdir(), 'tfjs-batchnorm-bench');
   await bundlePage(join(__dirname, 'page.ts'), join(bundleDir, 'bench.js'));
-  const server = await servePages({'/': __dirname, '/dist/': bundleDir, '/wasm/': WASM_DIR});
+  const server = await servePages('/dist/bench.js', {'/dist/': bundleDir, '/wasm/': WASM_DIR});
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();

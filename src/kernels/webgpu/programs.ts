@@ -91,61 +91,60 @@ function laneOfThread(plan: LanePlan): string {
 }
 
 /**
- * Per lane: (mean of x − s, biased variance); after all lanes, the shift s of each channel (written
- * by its lane 0), which the merge needs for the mean.
+ * A partial pass: a thread per (channel, lane) walks the lane (value index `k`, d = x − s − base)
+ * with `walk`, then `result` writes the lane's `parts` values from `at`, and n is its value count.
+ * After all lanes come `extra` values per channel (`tail` writes them from lane 0, at `tailAt`).
  */
-function momentPartials(plan: LanePlan): WgslProgram {
-  const size = plan.channels * plan.lanes * MOMENT_PARTS + plan.channels;
-  return program(`momentPartials_${plan.channelFastest}`, size, ['x'], plan.channels * plan.lanes, `
+function partialProgram(key: string, plan: LanePlan, parts: number, variableNames: string[], declare: string,
+                        walk: string, result: string, extra = 0, tail = ''): WgslProgram {
+  const lanes = plan.channels * plan.lanes;
+  return program(`${key}_${plan.channelFastest}`, lanes * parts + plan.channels * extra, variableNames, lanes, `
   fn main(index : i32) {
     if (index >= uniforms.channels * uniforms.lanes) { return; }
     ${laneOfThread(plan)}
     let s = x[c * uniforms.inner];
     let base = x[valueAt(c, q)] - s;
-    var sum = 0.0;
-    var sumSq = 0.0;
+    ${declare}
     for (var j = q; j < uniforms.count; j = j + uniforms.lanes) {
-      let d = (x[valueAt(c, j)] - s) - base;
-      sum = sum + d;
-      sumSq = sumSq + d * d;
+      let k = valueAt(c, j);
+      let d = (x[k] - s) - base;
+      ${walk}
     }
     let n = laneCount(q);
-    let mean = sum / n;
-    let at = (c * uniforms.lanes + q) * ${MOMENT_PARTS};
-    setOutputAtIndex(at, base + mean);
-    setOutputAtIndex(at + 1, notBelowZero(sumSq / n - mean * mean));
+    let at = (c * uniforms.lanes + q) * ${parts};
+    ${result}
     if (q == 0) {
-      setOutputAtIndex(uniforms.channels * uniforms.lanes * ${MOMENT_PARTS} + c, s);
+      let tailAt = uniforms.channels * uniforms.lanes * ${parts} + c * ${extra};
+      ${tail}
     }
   }`);
 }
 
+/**
+ * Per lane: (mean of x − s, biased variance); after all lanes, the shift s of each channel, which
+ * the merge needs for the mean.
+ */
+function momentPartials(plan: LanePlan): WgslProgram {
+  return partialProgram('momentPartials', plan, MOMENT_PARTS, ['x'], 'var sum = 0.0;\n    var sumSq = 0.0;', `
+      sum = sum + d;
+      sumSq = sumSq + d * d;`, `
+    let mean = sum / n;
+    setOutputAtIndex(at, base + mean);
+    setOutputAtIndex(at + 1, notBelowZero(sumSq / n - mean * mean));`, 1, 'setOutputAtIndex(tailAt, s);');
+}
+
+/** Per lane: (mean of x − s, mean of dy, mean of dy·(x − lane mean)). */
 function gradientPartials(plan: LanePlan): WgslProgram {
-  return program(`gradientPartials_${plan.channelFastest}`, plan.channels * plan.lanes * GRADIENT_PARTS, ['dy', 'x'],
-      plan.channels * plan.lanes, `
-  fn main(index : i32) {
-    if (index >= uniforms.channels * uniforms.lanes) { return; }
-    ${laneOfThread(plan)}
-    let s = x[c * uniforms.inner];
-    let base = x[valueAt(c, q)] - s;
-    var sumX = 0.0;
-    var sumDy = 0.0;
-    var sumDyX = 0.0;
-    for (var j = q; j < uniforms.count; j = j + uniforms.lanes) {
-      let k = valueAt(c, j);
-      let d = (x[k] - s) - base;
+  return partialProgram('gradientPartials', plan, GRADIENT_PARTS, ['dy', 'x'],
+      'var sumX = 0.0;\n    var sumDy = 0.0;\n    var sumDyX = 0.0;', `
       let g = dy[k];
       sumX = sumX + d;
       sumDy = sumDy + g;
-      sumDyX = sumDyX + g * d;
-    }
-    let n = laneCount(q);
+      sumDyX = sumDyX + g * d;`, `
     let meanX = sumX / n;
-    let at = (c * uniforms.lanes + q) * ${GRADIENT_PARTS};
     setOutputAtIndex(at, base + meanX);
     setOutputAtIndex(at + 1, sumDy / n);
-    setOutputAtIndex(at + 2, (sumDyX - meanX * sumDy) / n);
-  }`);
+    setOutputAtIndex(at + 2, (sumDyX - meanX * sumDy) / n);`);
 }
 
 /**
