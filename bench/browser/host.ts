@@ -11,7 +11,7 @@ import {join} from 'path';
 import {bundlePage, launchChromium, servePages, WASM_DIR} from '../../__tests__/support/chromium';
 import type {Plan} from '../timing';
 import {checkBrowserTargets, Machine, markdownConvnet, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, stockNotes, writeResults} from '../report';
-import type {BenchShape} from '../workloads';
+import {BenchShape, SHAPES} from '../workloads';
 import type {BrowserBenchOptions, BrowserBenchResult} from './page';
 
 /** The backends a browser run can measure. */
@@ -70,7 +70,8 @@ export async function runBrowserBench(run: BrowserRun): Promise<void> {
     page.on('pageerror', e => errors.push(e.message));
     await page.goto(`${server.url}index.html`);
     await page.waitForFunction(() => window.benchPage != null, undefined, {timeout: 60_000});
-    const convnet = run.quick ? 'quick' : 'full';
+    // The convnet epochs are part of a run over every shape (they take minutes on SwiftShader).
+    const convnet = run.shapes.length < SHAPES.length ? 'none' : run.quick ? 'quick' : 'full';
     const options: BrowserBenchOptions = {backends: run.backends, shapeIds: run.shapes.map(s => s.id), plan: run.plan, convnet};
     const result = await page.evaluate(o => window.benchPage!.run(o), options);
     if (errors.length > 0) throw new Error(`the benchmark page failed: ${errors.join('; ')}`);

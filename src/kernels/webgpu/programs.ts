@@ -30,8 +30,12 @@ export interface WgslUniform {
   data: number[];
 }
 
-/** Threads per workgroup everywhere; the merge pass's tree reduction assumes this value. */
-const WORKGROUP = 64;
+/** Threads per workgroup of the merge passes (their tree reduction assumes it). */
+const MERGE_WORKGROUP = 64;
+/** Threads per workgroup of the other passes. */
+const WORKGROUP = 128;
+/** Elements per thread of the elementwise passes (fewer, fuller threads, as tfjs's own elementwise programs). */
+const ELEMENTS_PER_THREAD = 4;
 
 /** Values per lane left by each partial pass. */
 const MOMENT_PARTS = 2;
@@ -78,7 +82,7 @@ function program(key: string, outputSize: number, variableNames: string[], threa
     variableNames,
     uniforms: UNIFORMS,
     size: true,
-    workgroupSize: [WORKGROUP, 1, 1],
+    workgroupSize: [perWorkgroup ? MERGE_WORKGROUP : WORKGROUP, 1, 1],
     getUserCode: () => `${GEOMETRY}\n${body}`,
   };
 }
@@ -147,34 +151,54 @@ function gradientPartials(plan: LanePlan): WgslProgram {
     setOutputAtIndex(at + 2, (sumDyX - meanX * sumDy) / n);`);
 }
 
+/** Channels with at most this many lanes are merged by one thread each, without workgroup barriers. */
+const SEQUENTIAL_MERGE_LANES = 32;
+
 /**
- * A workgroup per channel merges that channel's lanes: each thread merges a strided subset, then a
- * tree over workgroup memory. `state` is the merged tuple's WGSL type, `merge` combines two tuples
- * (count first; a count of 0 is the identity), `load` builds lane q's tuple, `finish` writes.
+ * The merge pass: merges each channel's lanes. `state` is the merged tuple's WGSL type, `merge`
+ * combines two tuples (count first; a count of 0 is the identity), `load` builds lane q's tuple,
+ * `finish` writes the channel's `width` values from `at`. Few lanes: a thread per channel merges
+ * them in order. Many: a workgroup per channel, each thread merging a strided subset, then a tree
+ * over workgroup memory.
  */
 function mergeProgram(key: string, plan: LanePlan, width: number, variableNames: string[], state: string,
                       merge: string, load: string, finish: string): WgslProgram {
-  return program(key, plan.channels * width, variableNames, plan.channels, `
-  var<workgroup> laneTotals : array<${state}, ${WORKGROUP}>;
+  const mergeFunction = `
   fn merge(a : ${state}, b : ${state}) -> ${state} {
     if (b.x == 0.0) { return a; }
     if (a.x == 0.0) { return b; }
     ${merge}
   }
+  fn mergeLanes(c : i32, first : i32, step : i32) -> ${state} {
+    var acc = ${state}(0.0);
+    for (var q = first; q < uniforms.lanes; q = q + step) {
+      let n = laneCount(q);
+      let p = c * uniforms.lanes + q;
+      acc = merge(acc, ${load});
+    }
+    return acc;
+  }`;
+  if (plan.lanes <= SEQUENTIAL_MERGE_LANES) {
+    return program(`${key}_sequential`, plan.channels * width, variableNames, plan.channels, `${mergeFunction}
+  fn main(c : i32) {
+    if (c >= uniforms.channels) { return; }
+    let acc = mergeLanes(c, 0, 1);
+    let at = c * ${width};
+    ${finish}
+  }`);
+  }
+  return program(key, plan.channels * width, variableNames, plan.channels, `
+  var<workgroup> laneTotals : array<${state}, ${MERGE_WORKGROUP}>;${mergeFunction}
   fn main(index : i32) {
-    let c = index / ${WORKGROUP};
-    let t = index % ${WORKGROUP};
+    let c = index / ${MERGE_WORKGROUP};
+    let t = index % ${MERGE_WORKGROUP};
     var acc = ${state}(0.0);
     if (c < uniforms.channels) {
-      for (var q = t; q < uniforms.lanes; q = q + ${WORKGROUP}) {
-        let n = laneCount(q);
-        let p = c * uniforms.lanes + q;
-        acc = merge(acc, ${load});
-      }
+      acc = mergeLanes(c, t, ${MERGE_WORKGROUP});
     }
     laneTotals[t] = acc;
     workgroupBarrier();
-    for (var stride = ${WORKGROUP / 2}; stride > 0; stride = stride / 2) {
+    for (var stride = ${MERGE_WORKGROUP / 2}; stride > 0; stride = stride / 2) {
       if (t < stride) {
         acc = merge(acc, laneTotals[t + stride]);
         laneTotals[t] = acc;
@@ -222,14 +246,17 @@ function gradientMerge(plan: LanePlan): WgslProgram {
       setOutputAtIndex(at + 5, acc.z);`);
 }
 
-/** One thread per element of x. */
+/** ELEMENTS_PER_THREAD consecutive elements of x per thread; `value` writes element `index` of channel `c`. */
 function elementwise(key: string, plan: LanePlan, variableNames: string[], value: string): WgslProgram {
   const size = plan.outer * plan.channels * plan.inner;
-  return program(key, size, variableNames, size, `
-  fn main(index : i32) {
-    if (index >= uniforms.size) { return; }
-    let c = channelOf(index);
-    ${value}
+  return program(key, size, variableNames, Math.ceil(size / ELEMENTS_PER_THREAD), `
+  fn main(slot : i32) {
+    for (var e = 0; e < ${ELEMENTS_PER_THREAD}; e = e + 1) {
+      let index = slot * ${ELEMENTS_PER_THREAD} + e;
+      if (index >= uniforms.size) { return; }
+      let c = channelOf(index);
+      ${value}
+    }
   }`);
 }
 
