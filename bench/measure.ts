@@ -136,9 +136,10 @@ export function convnetPlan(backend: string, quick: boolean): ConvnetPlan {
 }
 
 /**
- * Times one training epoch (model.fit) of the convnet without normalization, with the stock layer
- * and with ours, on the current backend: one untimed epoch each first (shader compilation), then
- * `rounds` epochs per model, the models alternating; medians.
+ * Times one training epoch (model.fit) of each convnet variant (workloads.ts: without normalization,
+ * with and without biases; with the stock layer; with ours) on the current backend: one untimed
+ * epoch each first (shader compilation), then `rounds` epochs per model, the models alternating;
+ * medians.
  */
 export async function convnetEpochs(backend: string, plan: ConvnetPlan): Promise<ConvnetResult[]> {
   const {xs, ys} = convnetData(plan.samples);

@@ -4,7 +4,7 @@
  * step are timed with exactly the same code for both.
  */
 import * as tf from '@tensorflow/tfjs';
-import {buildModel, IMAGE_SIZE, Normalization} from '../examples/mnist_model';
+import {buildModel, IMAGE_SIZE} from '../examples/mnist_model';
 import {batchNormalization} from '../src';
 import {SIMD_FLAG} from '../src/kernels/simd';
 import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
@@ -123,15 +123,22 @@ export function trainingStep(c: Contender, {x, dy}: Inputs): tf.Tensor[] {
   return c.run(() => tf.grads(() => c.apply(x, true))([x, ...c.trainable()], dy));
 }
 
-/** The convnet-epoch benchmark's models (the `npm start` convnet): without normalization, with the stock layer, with ours. */
-export const CONVNET_VARIANTS: Normalization[] = ['none', 'stock', 'ours'];
+/**
+ * The convnet-epoch benchmark's models, all the `npm start` convnet: without normalization and
+ * without biases (`none`: the normalized networks minus their batch-norm layers, the baseline),
+ * without normalization with biases (`biases`: the `npm start` baseline, whose bias gradients are
+ * reductions of their own), with the stock layer, with ours.
+ */
+export type ConvnetVariant = 'none' | 'biases' | 'stock' | 'ours';
+export const CONVNET_VARIANTS: ConvnetVariant[] = ['none', 'biases', 'stock', 'ours'];
 
 /** The learning rate of the convnet benchmark's SGD (the timing does not depend on it). */
 const CONVNET_LEARNING_RATE = 0.1;
 
-/** The `npm start` convnet (examples/mnist_model.ts) with the given normalization. */
-export function convnet(variant: Normalization): tf.Sequential {
-  return buildModel(variant, CONVNET_LEARNING_RATE);
+/** One of the convnet benchmark's models. */
+export function convnet(variant: ConvnetVariant): tf.Sequential {
+  return variant === 'biases' || variant === 'none' ?
+    buildModel('none', CONVNET_LEARNING_RATE, {useBias: variant === 'biases'}) : buildModel(variant, CONVNET_LEARNING_RATE);
 }
 
 /** Deterministic MNIST-sized images and one-hot labels for the convnet (the timing does not depend on the values). */

@@ -24,9 +24,11 @@ const NORMALIZATION_ARGS = {momentum: 0.9};
 /**
  * conv3x3(16) → [norm] → relu → maxpool → conv3x3(32) → [norm] → relu → maxpool → dense(64) →
  * [norm] → relu → dense(10). The same seeds for every run, so the three models start from the same
- * weights. Before a normalization layer a bias is redundant (beta takes its place), so it is dropped.
+ * weights. Before a normalization layer a bias is redundant (beta takes its place), so it is dropped
+ * (`useBias` overrides that: the benchmark times the network without normalization and without
+ * biases too, which differs from the normalized ones by the batch-norm layers alone).
  */
-export function buildModel(norm: Normalization, learningRate: number): tf.Sequential {
+export function buildModel(norm: Normalization, learningRate: number, {useBias = norm === 'none'} = {}): tf.Sequential {
   const model = tf.sequential();
   const withNorm = (layer: tf.layers.Layer) => {
     model.add(layer);
@@ -34,7 +36,7 @@ export function buildModel(norm: Normalization, learningRate: number): tf.Sequen
     if (norm === 'ours') model.add(batchNormalization(NORMALIZATION_ARGS));
     model.add(tf.layers.activation({activation: 'relu'}));
   };
-  const common = {useBias: norm === 'none'};
+  const common = {useBias};
   withNorm(tf.layers.conv2d({inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1], filters: 16, kernelSize: 3, ...common,
     kernelInitializer: tf.initializers.glorotUniform({seed: SEED})}));
   model.add(tf.layers.maxPooling2d({poolSize: 2}));

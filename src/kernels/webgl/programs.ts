@@ -262,40 +262,60 @@ function gradientMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): Gls
 }
 
 /**
- * Writes a per-channel value for the elements a fragment computes, given the GLSL expression of it
- * for one channel index: a float for an unpacked fragment, a vec4 for a packed one.
+ * GLSL expressions of per-channel values for the element(s) a fragment computes (a float for an
+ * unpacked fragment, a vec4 for a packed texel): a per-channel vector input, a column of the merge's
+ * stats, and the channel's shift s (its first value in x).
  */
-type Gather = (perChannel: (channel: string) => string) => string;
+interface ChannelReads {
+  vector(name: string): string;
+  stat(column: number): string;
+  shift(): string;
+}
 
-/**
- * Which channels the four values of a packed texel belong to: `lastAxis` (channels are x's last
- * dimension: c, c + 1, c, c + 1, with c even), `plane` (a texel lies within one channel, as in
- * channels-first layouts whose channel holds whole [R, C] planes), or `general` (each its own).
- */
-function texelChannels(plan: LanePlan): {declare: string; gather: Gather} {
-  const [, rows, cols] = packedView(plan.shape);
-  if (plan.inner === 1 && plan.channels === cols) {
-    return {declare: 'ivec4 ch = ivec4(rc.z, rc.z + 1, rc.z, rc.z + 1);',
-      gather: f => `vec2(${f('ch.x')}, ${f('ch.y')}).xyxy`};
-  }
-  if (plan.inner % (rows * cols) === 0) {
-    return {declare: `int plane = rc.x / ${plan.inner / (rows * cols)};
-      ivec4 ch = ivec4(plane - (plane / ${plan.channels}) * ${plan.channels});`, gather: f => `vec4(${f('ch.x')})`};
-  }
-  return {declare: `int i = (rc.x * ${rows} + rc.y) * ${cols} + rc.z;
-      ivec4 ch = ivec4(channelOf(i), channelOf(i + 1), channelOf(i + ${cols}), channelOf(i + ${cols + 1}));`,
-  gather: f => `vec4(${f('ch.x')}, ${f('ch.y')}, ${f('ch.z')}, ${f('ch.w')})`};
+/** Per-channel reads of an unpacked fragment, whose channel is `ch`. */
+function elementReads(plan: LanePlan): ChannelReads {
+  return {vector: name => `${name}At(ch)`, stat: k => `statAt(ch, ${k})`, shift: () => `xAt(ch * ${plan.inner})`};
 }
 
 /**
- * An elementwise pass over x in its own layout. `value(T, gather)` is the GLSL body of
+ * Which channels the four values of a packed texel belong to, and how to read their per-channel
+ * values: `lastAxis` (channels are x's last dimension: c, c + 1, c, c + 1 with c even, so one texel
+ * of a packed vector or of the stats holds both), `plane` (the texel lies within one channel, as in
+ * channels-first layouts whose channel holds whole [R, C] planes: one read each), or each its own.
+ */
+function texelReads(plan: LanePlan): {declare: string; reads: ChannelReads} {
+  const [, rows, cols] = packedView(plan.shape);
+  const getter = (name: string) => `get${name.charAt(0).toUpperCase()}${name.slice(1)}`;
+  if (plan.inner === 1 && plan.channels === cols) {
+    return {declare: 'ivec4 ch = ivec4(rc.z, rc.z + 1, rc.z, rc.z + 1);', reads: {
+      vector: name => `${getter(name)}(ch.x).xyxy`,
+      stat: k => `(${k % 2 === 0 ? 'getStats(ch.x, ' + k + ').xz' : 'getStats(ch.x, ' + k + ').yw'}).xyxy`,
+      shift: () => 'vec2(xAt(ch.x), xAt(ch.y)).xyxy',
+    }};
+  }
+  if (plan.inner % (rows * cols) === 0) {
+    return {declare: `int plane = rc.x / ${plan.inner / (rows * cols)};
+      ivec4 ch = ivec4(plane - (plane / ${plan.channels}) * ${plan.channels});`, reads: {
+      vector: name => `vec4(${name}At(ch.x))`, stat: k => `vec4(statAt(ch.x, ${k}))`, shift: () => `vec4(xAt(ch.x * ${plan.inner}))`,
+    }};
+  }
+  const each = (f: (c: string) => string) => `vec4(${f('ch.x')}, ${f('ch.y')}, ${f('ch.z')}, ${f('ch.w')})`;
+  return {declare: `int i = (rc.x * ${rows} + rc.y) * ${cols} + rc.z;
+      ivec4 ch = ivec4(channelOf(i), channelOf(i + 1), channelOf(i + ${cols}), channelOf(i + ${cols + 1}));`, reads: {
+    vector: name => each(c => `${name}At(${c})`), stat: k => each(c => `statAt(${c}, ${k})`),
+    shift: () => each(c => `xAt(${c} * ${plan.inner})`),
+  }};
+}
+
+/**
+ * An elementwise pass over x in its own layout. `value(T, reads)` is the GLSL body of
  * `T value(channels ch, T xv, T dyv)` (T: float unpacked, vec4 packed) that returns the result for
- * x value(s) `xv` and dy value(s) `dyv`, reading per-channel values through `gather`. Unpacked: a
+ * x value(s) `xv` and dy value(s) `dyv`, reading per-channel values through `reads`. Unpacked: a
  * fragment per element. Packed: a fragment per texel, four elements at once (those past the edge
  * are not stored).
  */
 function elementwise(plan: LanePlan, packed: boolean, full: string[], vectors: string[], stats: boolean,
-                     value: (type: string, gather: Gather) => string): GlslProgram {
+                     value: (type: string, reads: ChannelReads) => string): GlslProgram {
   const names = [...full, ...vectors, ...(stats ? ['stats'] : [])];
   const readDy = full.includes('dy');
   const prelude = `${geometry(plan)}
@@ -303,20 +323,20 @@ function elementwise(plan: LanePlan, packed: boolean, full: string[], vectors: s
   if (!packed) {
     return {variableNames: names, outputShape: [plan.outer * plan.channels * plan.inner], userCode: `${prelude}
     float value(int ch, float xv, float dyv) {
-      ${value('float', f => f('ch'))}
+      ${value('float', elementReads(plan))}
     }
     void main() {
       int i = getOutputCoords();
       setOutput(value(channelOf(i), getX(i), ${readDy ? 'getDy(i)' : '0.0'}));
     }`};
   }
-  const {declare, gather} = texelChannels(plan);
+  const {declare, reads} = texelReads(plan);
   return {variableNames: names, outputShape: packedView(plan.shape), packedInputs: true, packedOutput: true, userCode: `${prelude}
     vec4 inverseRoot(vec4 v, float epsilon) {
       return vec4(inverseRoot(v.x, epsilon), inverseRoot(v.y, epsilon), inverseRoot(v.z, epsilon), inverseRoot(v.w, epsilon));
     }
     vec4 value(ivec4 ch, vec4 xv, vec4 dyv) {
-      ${value('vec4', gather)}
+      ${value('vec4', reads)}
     }
     void main() {
       ivec3 rc = getOutputCoords();
@@ -326,21 +346,21 @@ function elementwise(plan: LanePlan, packed: boolean, full: string[], vectors: s
 }
 
 function normalize(plan: LanePlan, packed: boolean): GlslProgram {
-  return elementwise(plan, packed, ['x'], [], true, (T, g) => `
-      ${T} centered = (xv - ${g(c => `xAt(${c} * ${plan.inner})`)}) - ${g(c => `statAt(${c}, 0)`)};
-      return centered * ${g(c => `statAt(${c}, 2)`)} + ${g(c => `statAt(${c}, 3)`)};`);
+  return elementwise(plan, packed, ['x'], [], true, (T, r) => `
+      ${T} centered = (xv - ${r.shift()}) - ${r.stat(0)};
+      return centered * ${r.stat(2)} + ${r.stat(3)};`);
 }
 
 function gradientApply(plan: LanePlan, packed: boolean): GlslProgram {
-  return elementwise(plan, packed, ['dy', 'x'], [], true, (T, g) => `
-      ${T} centered = (xv - ${g(c => `xAt(${c} * ${plan.inner})`)}) - ${g(c => `statAt(${c}, 3)`)};
-      return ${g(c => `statAt(${c}, 0)`)} * dyv + ${g(c => `statAt(${c}, 1)`)} * centered + ${g(c => `statAt(${c}, 2)`)};`);
+  return elementwise(plan, packed, ['dy', 'x'], [], true, (T, r) => `
+      ${T} centered = (xv - ${r.shift()}) - ${r.stat(3)};
+      return ${r.stat(0)} * dyv + ${r.stat(1)} * centered + ${r.stat(2)};`);
 }
 
 function infer(plan: LanePlan, packed: boolean, epsilon: number): GlslProgram {
-  return elementwise(plan, packed, ['x'], ['mean', 'variance', 'gamma', 'beta'], false, (T, g) => `
-      ${T} scale = ${g(c => `gammaAt(${c})`)} * inverseRoot(${g(c => `varianceAt(${c})`)}, ${glslFloat(epsilon)});
-      return (xv - ${g(c => `meanAt(${c})`)}) * scale + ${g(c => `betaAt(${c})`)};`);
+  return elementwise(plan, packed, ['x'], ['mean', 'variance', 'gamma', 'beta'], false, (T, r) => `
+      ${T} scale = ${r.vector('gamma')} * inverseRoot(${r.vector('variance')}, ${glslFloat(epsilon)});
+      return (xv - ${r.vector('mean')}) * scale + ${r.vector('beta')};`);
 }
 
 function pick(column: number, plan: LanePlan): GlslProgram {
