@@ -88,11 +88,20 @@ export interface AsyncTimedTask {
   run(): Promise<void>;
 }
 
-/** timeInterleaved for tasks that complete asynchronously: each sample lasts until the task's promise settles. */
+/**
+ * timeInterleaved for tasks that complete asynchronously: each sample lasts until the task's promise
+ * settles. Leaks are counted around each call (tinybench's task hooks do not bracket async
+ * iterations reliably: they showed tensors freed by other tasks).
+ */
 export async function timeInterleavedAsync(tasks: AsyncTimedTask[], plan: Plan): Promise<Map<string, TaskSamples>> {
   const results = emptyResults(tasks);
+  const counted = tasks.map(task => ({name: task.name, run: async () => {
+    const before = tf.memory().numTensors;
+    await task.run();
+    results.get(task.name)!.leakedTensors += tf.memory().numTensors - before;
+  }}));
   for (let round = 0; round < plan.rounds; round++) {
-    const bench = roundBench(tasks, plan, round, results);
+    const bench = roundBench(counted, plan, round, emptyResults(tasks));
     await bench.run();
     collect(bench, results);
   }
