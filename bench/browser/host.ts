@@ -41,12 +41,13 @@ isolated), with this package's SIMD loops in its shared memory.`;
 
 const CONVNET_NOTES = `One training epoch (\`model.fit\`, SGD, batch 64, random 28×28×1 images) of the \`npm start\` convnet
 (examples/mnist_model.ts: conv(16)–norm–relu–pool, conv(32)–norm–relu–pool, dense(64)–norm–relu, dense(10)):
-without normalization (and without biases, so that it differs from the normalized networks by the
-batch-norm layers alone), without normalization with biases (as \`npm start\` builds it; on SwiftShader the
-bias gradients, reductions, cost more than our batch norm), with the stock \`tf.layers.batchNormalization\`,
-with ours; medians of the timed epochs after one untimed epoch each (shader compilation), models
-alternating. Fewer images on webgpu, whose conv2d gradients are about 10× slower than webgl's on
-SwiftShader. "adds" is the epoch time over the model without normalization and biases.`;
+without normalization and without biases (so that it differs from the normalized networks by the
+batch-norm layers alone), without normalization with biases (as \`npm start\` builds it, for reference),
+with the stock \`tf.layers.batchNormalization\`, with ours; medians of the timed epochs after one untimed
+epoch each (shader compilation), models alternating. Fewer images on webgpu, whose conv2d gradients are
+about 10× slower than webgl's on SwiftShader. "adds" is the epoch time over the model without
+normalization and biases; on a busy machine epochs vary by about ±10%, so an overhead below that
+reads as noise (even negative).`;
 
 function browserMachine(result: BrowserBenchResult, run: BrowserRun, loadBefore: number): Machine {
   return {

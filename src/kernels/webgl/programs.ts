@@ -121,13 +121,14 @@ function partialAt(plan: LanePlan, part: number, lane = 'q'): string {
  * `result` writes part `part` of the lane. Part `parts` is the channel's shift s itself, which the
  * merge needs for the mean and could otherwise only read from x (in x's layout, not the merge's).
  */
-function partialProgram(plan: LanePlan, packed: boolean, parts: number, full: string[], declare: string, walk: string,
+function partialProgram(plan: LanePlan, format: TextureFormat, parts: number, full: string[], declare: string, walk: string,
                         result: string): GlslProgram {
+  const {packed, halfFloat} = format;
   return {
     variableNames: full,
     outputShape: partialShape(plan, parts),
     packedInputs: packed,
-    userCode: `${geometry(plan)}
+    userCode: `${geometry(plan)}${storeFunction(halfFloat)}
     ${readers(plan, packed, full, [], false)}
     void main() {
       ivec3 coords = getOutputCoords();
@@ -157,30 +158,58 @@ function partialProgram(plan: LanePlan, packed: boolean, parts: number, full: st
 }
 
 /** Per lane: mean of x − s, and the standard deviation (see below). */
-function momentPartials(plan: LanePlan, packed: boolean): GlslProgram {
-  return partialProgram(plan, packed, MOMENT_PARTS, ['x'], 'float sum = 0.0; float sumSq = 0.0;', 'sum += d; sumSq += d * d;', `
+function momentPartials(plan: LanePlan, format: TextureFormat): GlslProgram {
+  return partialProgram(plan, format, MOMENT_PARTS, ['x'], 'float sum = 0.0; float sumSq = 0.0;', 'sum += d; sumSq += d * d;', `
       float m = sum / n;
       float v = sumSq / n - m * m;
       // The lane's standard deviation, not its variance: a lane of 16 values can have 2.5× the
       // channel's variance, which on half-float textures overflows (65504) from a spread of 160.
-      setOutput(part == 0 ? base + m : sqrt(v < 0.0 ? 0.0 : v));  // keeps NaN, unlike max`);
+      setOutput(store(part == 0 ? base + m : sqrt(v < 0.0 ? 0.0 : v)));  // keeps NaN, unlike max`);
 }
 
-function gradientPartials(plan: LanePlan, packed: boolean): GlslProgram {
-  return partialProgram(plan, packed, GRADIENT_PARTS, ['dy', 'x'], 'float sumX = 0.0; float sumDy = 0.0; float sumDyX = 0.0;', `
+/** Per lane: (mean of x − s, mean of dy, mean of dy·(x − lane mean)), and on half floats x's standard deviation. */
+function gradientPartials(plan: LanePlan, format: TextureFormat): GlslProgram {
+  return partialProgram(plan, format, gradientParts(format.halfFloat), ['dy', 'x'],
+      'float sumX = 0.0; float sumDy = 0.0; float sumDyX = 0.0; float sumSq = 0.0;', `
         float g = dyAt(k);
         sumX += d;
         sumDy += g;
-        sumDyX += g * d;`, `
+        sumDyX += g * d;
+        sumSq += d * d;`, `
       float m = sumX / n;
-      setOutput(part == 0 ? base + m : part == 1 ? sumDy / n : (sumDyX - m * sumDy) / n);`);
+      float v = sumSq / n - m * m;
+      setOutput(store(part == 0 ? base + m : part == 1 ? sumDy / n : part == 2 ? (sumDyX - m * sumDy) / n :
+                      sqrt(v < 0.0 ? 0.0 : v)));`);
 }
 
 /**
+ * Gradient partial parts: 3, and on half floats a fourth, the lane's standard deviation of x, from
+ * which the merge recomputes a variance that saturated at 65504 in the forward pass's output.
+ */
+function gradientParts(halfFloat: boolean): number {
+  return halfFloat ? GRADIENT_PARTS + 1 : GRADIENT_PARTS;
+}
+
+/** Chan et al.'s pairwise update of (count, mean, sum of squared deviations); a count of 0 is the identity. */
+const MERGE_MOMENTS = `
+    vec3 mergeMoments(vec3 a, vec3 b) {
+      if (b.x == 0.0) {
+        return a;
+      }
+      if (a.x == 0.0) {
+        return b;
+      }
+      float n = a.x + b.x;
+      float d = b.y - a.y;
+      return vec3(n, a.y + d * (b.x / n), a.z + b.z + d * d * (a.x * (b.x / n)));
+    }`;
+
+/**
  * Half floats hold at most 65504, and GPUs write larger values as inf or NaN (SwiftShader: NaN).
- * On half-float textures, per-channel results saturate there instead: a variance above 65504 (a
- * spread above 256) is stored as 65504, which the output y never uses (it takes the scale, computed
- * in float32) and which moves the gradient by less than γ·|dy|/256. NaN stays NaN.
+ * On half-float textures, per-lane and per-channel results saturate there instead (a lane mean of
+ * x − s can reach twice the largest |x|). A variance above 65504 (a spread above 256) is stored as
+ * 65504: y never uses it (it takes the scale, computed in float32), and the gradient merge
+ * recomputes it (gradientMerge). NaN stays NaN.
  */
 function storeFunction(halfFloat: boolean): string {
   return halfFloat ? `
@@ -202,7 +231,7 @@ function mergeProgram(plan: LanePlan, parts: number, width: number, vectors: str
   return {
     variableNames: ['partials', ...vectors],
     outputShape: [plan.channels, width],
-    userCode: `${geometry(plan)}${storeFunction(halfFloat)}
+    userCode: `${geometry(plan)}${storeFunction(halfFloat)}${MERGE_MOMENTS}
     float square(float v) {
       return v * v;
     }
@@ -231,11 +260,9 @@ function mergeProgram(plan: LanePlan, parts: number, width: number, vectors: str
 }
 
 function momentMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslProgram {
-  // (count, mean of x − s, sum of squared deviations): Chan et al.'s pairwise update.
+  // (count, mean of x − s, sum of squared deviations).
   return mergeProgram(plan, MOMENT_PARTS, MOMENT_STATS, ['gamma', 'beta'], 'vec3', `
-      float n = a.x + b.x;
-      float d = b.y - a.y;
-      return vec3(n, a.y + d * (b.x / n), a.z + b.z + d * d * (a.x * (b.x / n)));`,
+      return mergeMoments(a, b);`,
   `vec3(n, getPartials(${partialAt(plan, 0)}), square(getPartials(${partialAt(plan, 1)})) * n)`, `
       float v = acc.z / acc.x;
       setOutput(store(column == 0 ? acc.y : column == 1 ? v :
@@ -244,14 +271,27 @@ function momentMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslP
 }
 
 function gradientMerge(plan: LanePlan, epsilon: number, halfFloat: boolean): GlslProgram {
+  // A variance input at 65504 on half floats is the forward's saturated output (see storeFunction):
+  // the true one, recomputed from the lanes' standard deviations, keeps dx right.
+  const readVariance = halfFloat ? `
+      float channelVariance = getVariance(c);
+      if (channelVariance >= 65504.0) {
+        vec3 moments = vec3(0.0);
+        for (int q = 0; q < ${plan.lanes}; q++) {
+          float n = laneCount(q);
+          moments = mergeMoments(moments, vec3(n, getPartials(${partialAt(plan, 0)}), square(getPartials(${partialAt(plan, 3)})) * n));
+        }
+        channelVariance = moments.z / moments.x;
+      }` : `
+      float channelVariance = getVariance(c);`;
   // (count, mean of x − s, Σdy, Σdy·(x − mean)): the co-moment form of the same update.
-  return mergeProgram(plan, GRADIENT_PARTS, GRADIENT_STATS, ['gamma', 'variance', 'dmean', 'dvariance'], 'vec4', `
+  return mergeProgram(plan, gradientParts(halfFloat), GRADIENT_STATS, ['gamma', 'variance', 'dmean', 'dvariance'], 'vec4', `
       float n = a.x + b.x;
       float d = b.y - a.y;
       return vec4(n, a.y + d * (b.x / n), a.z + b.z, a.w + b.w + d * (a.x * b.z - b.x * a.z) / n);`,
-  `vec4(n, getPartials(${partialAt(plan, 0)}), getPartials(${partialAt(plan, 1)}) * n, getPartials(${partialAt(plan, 2)}) * n)`, `
+  `vec4(n, getPartials(${partialAt(plan, 0)}), getPartials(${partialAt(plan, 1)}) * n, getPartials(${partialAt(plan, 2)}) * n)`, `${readVariance}
       float count = acc.x;
-      float r = inverseRoot(getVariance(c), ${glslFloat(epsilon)});
+      float r = inverseRoot(channelVariance, ${glslFloat(epsilon)});
       float a = getGamma(c) * r;
       float value = column == 0 ? a :
                     column == 1 ? -a * r * r * acc.w / count + 2.0 * getDvariance(c) / count :
@@ -378,10 +418,10 @@ function pick(column: number, plan: LanePlan): GlslProgram {
 export function glslProgram(pass: Pass, format: TextureFormat): GlslProgram {
   const {halfFloat, packed} = format;
   switch (pass.kind) {
-    case 'momentPartials': return momentPartials(pass.plan, packed);
+    case 'momentPartials': return momentPartials(pass.plan, format);
     case 'momentMerge': return momentMerge(pass.plan, pass.epsilon, halfFloat);
     case 'normalize': return normalize(pass.plan, packed);
-    case 'gradientPartials': return gradientPartials(pass.plan, packed);
+    case 'gradientPartials': return gradientPartials(pass.plan, format);
     case 'gradientMerge': return gradientMerge(pass.plan, pass.epsilon, halfFloat);
     case 'gradientApply': return gradientApply(pass.plan, packed);
     case 'pick': return pick(pass.column, pass.plan);
