@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import {batchNormalization, checkedLoader, checkModelArtifacts} from '../src';
+import {batchNormalization, checkedLoader, checkModelArtifacts} from '../src/node'; // the Node entry: it registers file://
 import {fileHandler} from '../src/io/file_handler';
 import {fetchForJest, startModelServer} from './support/model_server';
 import {convBatchNormModel, saveToMemory} from './support/round_trip';

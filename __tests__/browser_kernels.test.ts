@@ -6,12 +6,11 @@
  * memory before and after, half-float textures, and the threaded wasm build.
  * Without Chromium this FAILS (it is not skipped): `.ci/run` installs it.
  */
-import {existsSync} from 'fs';
 import {join} from 'path';
 import type {Browser, Page} from 'playwright-core';
 import type {HalfFloatResult, KernelLab, ProblemResult, WasmInfo} from './browser_kernels/page';
 import {bundlePage, launchChromium, PageServer, servePages, WASM_DIR} from './support/chromium';
-import {GOLDEN_PATH, loadGoldenCases, maxRelativeError} from './support/golden';
+import {goldenTolerance, loadGoldenCases, maxRelativeError} from './support/golden';
 import {answers, BrowserProblem, fromJson, goldenProblem, makeProblem, ProblemAnswers, ProblemSpec, toJson} from './support/problems';
 import {refTrain, refTrainGrad} from './support/reference';
 
@@ -165,7 +164,8 @@ describe('fused kernels in Chromium', () => {
   describe.each(['webgl', 'webgpu'])('%s (SwiftShader)', backend => {
     let page: Page;
     const all = [...problems(), nanProblem()];
-    const golden = existsSync(GOLDEN_PATH) ? loadGoldenCases().map(goldenProblem) : [];
+    const goldenCases = loadGoldenCases();
+    const golden = goldenCases.map(goldenProblem);
     const gpu = new Map<string, ProblemResult>();
     const cpu = new Map<string, ProblemResult>();
 
@@ -219,15 +219,14 @@ describe('fused kernels in Chromium', () => {
       expect(y).toEqual(y.map((_, i) => constant.beta![i % 3]));
     });
 
-    (golden.length > 0 ? test : test.skip)(
-      `golden cases (${existsSync(GOLDEN_PATH) ? GOLDEN_PATH : 'absent: skipped'}) within their own tolerances`, () => {
-        for (const p of golden) {
-          const want = answers(p);
-          const got = outputsOf(gpu.get(p.name)!);
-          const tolerance = /large_offset|tiny_spread/.test(p.name) ? 1e-3 : 1e-4;
-          for (const o of outputsFor(p)) expect([p.name, o, error(got[o], want[o]) <= tolerance]).toEqual([p.name, o, true]);
-        }
-      });
+    test('the golden cases (the repository\'s, and ../shared/golden\'s where present) within their own tolerances', () => {
+      for (const c of goldenCases) {
+        const p = goldenProblem(c);
+        const want = answers(p);
+        const got = outputsOf(gpu.get(p.name)!);
+        for (const o of outputsFor(p)) expect([p.name, o, error(got[o], want[o]) <= goldenTolerance(c)]).toEqual([p.name, o, true]);
+      }
+    });
 
     test('no tensor, texture or buffer outlives a training step and an inference (tf.memory before and after)', async () => {
       const p = all[0];
@@ -294,8 +293,9 @@ describe('fused kernels in Chromium', () => {
   describe('SIMD kernels on tfjs\'s multi-threaded wasm build (cross-origin-isolated page)', () => {
     let page: Page;
     let info: WasmInfo;
-    const golden = existsSync(GOLDEN_PATH) ? loadGoldenCases().map(goldenProblem) : [];
-    const all = [...problems().filter(p => p.shape.reduce((a, b) => a * b, 1) <= 4096), ...golden];
+    const goldenCases = loadGoldenCases();
+    const all = [...problems().filter(p => p.shape.reduce((a, b) => a * b, 1) <= 4096), ...goldenCases.map(goldenProblem)];
+    const tolerances = new Map(goldenCases.map(c => [goldenProblem(c).name, goldenTolerance(c)]));
     const wasm = new Map<string, ProblemResult>();
 
     beforeAll(async () => {
@@ -317,7 +317,7 @@ describe('fused kernels in Chromium', () => {
       for (const p of all) {
         const r = wasm.get(p.name)!;
         expect(r.backend).toBe('wasm');
-        const tolerance = p.name.startsWith('golden') ? (/large_offset|tiny_spread/.test(p.name) ? 1e-3 : 1e-4) : GPU_TOLERANCE;
+        const tolerance = tolerances.get(p.name) ?? GPU_TOLERANCE;
         const want = answers(p);
         const got = outputsOf(r);
         for (const o of outputsFor(p)) expect([p.name, o, error(got[o], want[o]) <= tolerance]).toEqual([p.name, o, true]);

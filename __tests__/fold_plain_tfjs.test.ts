@@ -11,7 +11,7 @@ import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
 import {promisify} from 'util';
-import {foldBatchNorm} from '../src';
+import {foldBatchNorm} from '../src/node'; // the Node entry: it registers the file:// handler used below
 import {FOLD_WORKLOADS} from '../bench/fold_workloads';
 import {errorRelativeToMagnitude} from './support/deploy_models';
 

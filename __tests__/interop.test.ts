@@ -7,7 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import * as fs from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import {BatchNorm, batchNormalization, replaceBuiltinBatchNormalization, stockFormat} from '../src';
+// file:// saves below need the Node entry (the file:// handler is registered there, not in the browser entry).
+import {BatchNorm, batchNormalization, replaceBuiltinBatchNormalization, stockFormat} from '../src/node';
 import {fileHandler} from '../src/io/file_handler';
 import {compileForTest, expectSamePredictions, loadReplacingStock, saveToMemory, train} from './support/round_trip';
 

@@ -10,7 +10,7 @@ import {createHash} from 'crypto';
 import * as fsp from 'fs/promises';
 import * as os from 'os';
 import * as path from 'path';
-import {BatchNorm, checkedLoader} from '../src';
+import {BatchNorm, checkedLoader} from '../src/node'; // the Node entry: it registers file://
 import {fileHandler} from '../src/io/file_handler';
 import {fetchForJest, startModelServer} from './support/model_server';
 import {convBatchNormModel, expectKeepsTraining, expectSameModel, saveToMemory, train} from './support/round_trip';
@@ -170,7 +170,7 @@ describe('file:// handler registration', () => {
       core.io.registerSaveRouter(router);
       core.io.registerLoadRouter(router);
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const pkg = require('../src') as typeof import('../src');
+      const pkg = require('../src/node') as typeof import('../src/node');
       expect(core.io.getSaveHandlers('file:///tmp/x')).toEqual([other]);
       expect(core.io.getLoadHandlers('file:///tmp/x')).toEqual([other]);
       expect(pkg.registerFileRouter()).toBe(false);

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import {maxRelativeError} from '../__tests__/support/compare';
 import type {ContenderResult, ConvnetResult, Mode, Row} from './report';
 import {median, Plan, timeInterleaved, timeInterleavedAsync} from './timing';
-import {BenchShape, Contender, ContenderName, convnet, convnetData, CONVNET_VARIANTS, Inputs, inferenceStep, makeContender, makeInputs, trainingStep} from './workloads';
+import {BenchShape, Contender, ContenderName, convnetData, convnetModel, CONVNET_VARIANTS, Inputs, inferenceStep, makeContender, makeInputs, trainingStep} from './workloads';
 
 /** Beyond this relative difference (|a−b|/(1+|b|)) from ours, the stock layer's results count as wrong. */
 const AGREEMENT_TOLERANCE = 1e-3;
@@ -143,7 +143,7 @@ export function convnetPlan(backend: string, quick: boolean): ConvnetPlan {
  */
 export async function convnetEpochs(backend: string, plan: ConvnetPlan): Promise<ConvnetResult[]> {
   const {xs, ys} = convnetData(plan.samples);
-  const models = CONVNET_VARIANTS.map(variant => ({variant, model: convnet(variant), times: [] as number[]}));
+  const models = CONVNET_VARIANTS.map(variant => ({variant, model: convnetModel(variant), times: [] as number[]}));
   // yieldEvery 'never': no waits for the next animation frame between batches inside the timings.
   const epoch = async (model: tf.Sequential) => {
     const start = performance.now();

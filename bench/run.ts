@@ -1,11 +1,11 @@
 /**
- * `npm run bench [-- --quick] [--backend cpu,wasm] [--shape nhwc,nchw] [--suite layer,fold] [--write] [--browser]`
+ * `npm run bench [-- --quick] [--backend cpu,wasm] [--shape nhwc,nchw] [--suite …] [--write] [--browser]`
  *
  * Times this package's batch norm against the stock tf.layers.batchNormalization (issue 4) with
  * tinybench (measure.ts, timing.ts): both contenders in the same process, interleaved round by
  * round, warm-up first, medians of the pooled samples; peak bytes and kernel counts from tf.profile;
  * prints the table and, for a full default run (or with --write), writes bench/results.json and
- * bench/results.md. `--browser` runs the same rows in headless Chromium instead (browser/host.ts:
+ * bench/results.md. `--browser` runs the layer rows in headless Chromium instead (browser/host.ts:
  * webgl, webgpu, threaded wasm, plus a convnet epoch) and writes bench/results-browser.{json,md}.
  */
 import * as os from 'os';
@@ -19,6 +19,7 @@ import {benchFold, FoldRow, markdownFoldTable, writeFoldResults} from './fold';
 import {benchBackend} from './measure';
 import {checkTargets, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Row, stockNotes, writeResults} from './report';
 import {FULL, Plan, QUICK} from './timing';
+import {benchVariants, markdownVariantTable, VariantRow, variantTargetSummary, writeVariantResults} from './variants';
 import {BenchShape, SHAPES} from './workloads';
 
 async function benchNodeBackend(backend: BackendName, shapes: BenchShape[], plan: Plan, rows: Row[]): Promise<void> {
@@ -72,9 +73,10 @@ async function main(): Promise<void> {
     help: {type: 'boolean', default: false},
   }});
   if (values.help) {
-    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--suite layer,fold] [--write]\n' +
+    console.log('npm run bench -- [--quick] [--backend cpu,wasm,tensorflow] [--shape nhwc,nchw,dense,rank5] [--suite layer,fold,variants] [--write]\n' +
       '  --quick  one short round (a smoke run; numbers are rough)\n' +
-      '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm (default: both)\n' +
+      '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm;\n' +
+      '           variants: training steps with renorm and ghost batches vs plain (default: all)\n' +
       '  --write  write bench/results.{json,md} even for a quick or partial run (a full run always writes)\n' +
       `  --browser  the layer rows in headless Chromium (--backend ${BROWSER_BACKENDS.join(',')}), plus a convnet epoch; ` +
       'writes bench/results-browser.{json,md}');
@@ -90,10 +92,11 @@ async function main(): Promise<void> {
     return;
   }
   const backends = listOption(values.backend, ['cpu', 'wasm', 'tensorflow'], 'backend') as BackendName[];
-  const suites = listOption(values.suite, ['layer', 'fold'], 'suite');
+  const suites = listOption(values.suite, ['layer', 'fold', 'variants'], 'suite');
   const skipped: string[] = [];
   const rows: Row[] = [];
   const foldRows: FoldRow[] = [];
+  const variantRows: VariantRow[] = [];
   const loadBefore = os.loadavg()[0];
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
   for (const backend of backends) {
@@ -106,6 +109,7 @@ async function main(): Promise<void> {
     console.log(`${backend}:`);
     if (suites.includes('layer')) await benchNodeBackend(backend, shapes, plan, rows);
     if (suites.includes('fold')) foldRows.push(...await benchFold(backend, plan));
+    if (suites.includes('variants')) variantRows.push(...await benchVariants(backend, shapes, plan));
   }
   const machine = await machineInfo(options, skipped, loadBefore);
   const checks = checkTargets(rows);
@@ -134,6 +138,17 @@ async function main(): Promise<void> {
     }
     for (const r of foldRows.filter(r => r.leakedTensors !== 0)) {
       console.error(`error: ${r.backend} ${r.workload} leaked ${r.leakedTensors} tensors while timed`);
+      process.exitCode = 1;
+    }
+  }
+  if (suites.includes('variants')) {
+    console.log(`\nBatch Renormalization and ghost batches (training step vs plain):\n${markdownVariantTable(variantRows)}\n${variantTargetSummary(variantRows)}`);
+    if (write) {
+      writeVariantResults(__dirname, markdownMachine(machine), machine, variantRows);
+      console.log('wrote bench/variant_results.json and bench/variant_results.md');
+    }
+    for (const r of variantRows.filter(v => v.plain.leakedTensors + v.renorm.leakedTensors + v.ghost.leakedTensors !== 0)) {
+      console.error(`error: ours ${r.backend} ${r.shape} plain/renorm/ghost leaked ${r.plain.leakedTensors}/${r.renorm.leakedTensors}/${r.ghost.leakedTensors} tensors while timed`);
       process.exitCode = 1;
     }
   }

@@ -4,7 +4,7 @@
  * step are timed with exactly the same code for both.
  */
 import * as tf from '@tensorflow/tfjs';
-import {buildModel, IMAGE_SIZE} from '../examples/mnist_model';
+import {buildModel, convnet, IMAGE_SIZE} from '../examples/mnist_model';
 import {batchNormalization} from '../src';
 import {SIMD_FLAG} from '../src/kernels/simd';
 import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
@@ -25,8 +25,17 @@ export const SHAPES: BenchShape[] = [
   {id: 'rank5', label: '[8,16,16,16,32] rank 5', shape: [8, 16, 16, 16, 32], axis: -1},
 ];
 
-/** `ours-js`: our layer with the SIMD WebAssembly loops turned off (on wasm: what SIMD buys). */
-export type ContenderName = 'ours' | 'ours-js' | 'stock';
+/**
+ * `ours-js`: our layer with the SIMD WebAssembly loops turned off (on wasm: what SIMD buys).
+ * `ours-renorm`, `ours-ghost`: our layer with Batch Renormalization, or with ghost batches (issue 11).
+ */
+export type ContenderName = 'ours' | 'ours-js' | 'stock' | 'ours-renorm' | 'ours-ghost';
+
+/** Our variants as benchmarked: renorm with the paper's final clipping; 4 ghost batches per batch. */
+const VARIANT_ARGS: Partial<Record<ContenderName, (shape: number[]) => Record<string, unknown>>> = {
+  'ours-renorm': () => ({renorm: true, renormClipping: {rmax: 3, rmin: 1 / 3, dmax: 5}}),
+  'ours-ghost': shape => ({virtualBatchSize: shape[0] / 4}),
+};
 
 /** A batch-norm implementation under test: a forward pass and the variables it trains. */
 export interface Contender {
@@ -65,8 +74,12 @@ function layerContender(name: ContenderName, layer: tf.layers.Layer, shape: numb
     throw e;
   }
   const init = initialWeights(channelCount(shape, normalizeAxes(axis, shape.length)));
-  layer.setWeights(init);
-  tf.dispose(init);
+  // Renorm's extra weights start as the paper's: moving_stddev and renorm_stddev = √moving_variance,
+  // renorm_mean = moving_mean. Ghost batches' weights have Keras 2's shape: the same values reshaped.
+  const extra = layer.weights.length > 4 ? tf.tidy(() => [tf.sqrt(init[3]), init[2].clone(), tf.sqrt(init[3])]) : [];
+  const values = [...init, ...extra].map((t, i) => t.reshape(layer.weights[i].shape as number[]));
+  layer.setWeights(values);
+  tf.dispose([...init, ...extra, ...values]);
   return {
     name,
     apply: (x, training) => layer.apply(x, {training}) as tf.Tensor,
@@ -89,7 +102,8 @@ function withoutSimd<T>(step: () => T): T {
 /** Creates a fresh contender, with the same starting weights whichever it is. */
 export function makeContender(name: ContenderName, {shape, axis}: BenchShape): Contender {
   const args = {axis, momentum: MOMENTUM};
-  return layerContender(name, name === 'stock' ? tf.layers.batchNormalization(args) : batchNormalization(args), shape, axis);
+  return layerContender(name, name === 'stock' ? tf.layers.batchNormalization(args) :
+      batchNormalization({...args, ...VARIANT_ARGS[name]?.(shape)}), shape, axis);
 }
 
 /** The benchmark inputs: x (a variable, so its gradient is taken like gamma's) and the upstream dy. */
@@ -135,10 +149,12 @@ export const CONVNET_VARIANTS: ConvnetVariant[] = ['none', 'biases', 'stock', 'o
 /** The learning rate of the convnet benchmark's SGD (the timing does not depend on it). */
 const CONVNET_LEARNING_RATE = 0.1;
 
-/** One of the convnet benchmark's models. */
-export function convnet(variant: ConvnetVariant): tf.Sequential {
-  return variant === 'biases' || variant === 'none' ?
-    buildModel('none', CONVNET_LEARNING_RATE, {useBias: variant === 'biases'}) : buildModel(variant, CONVNET_LEARNING_RATE);
+/** One of the convnet benchmark's models, compiled. */
+export function convnetModel(variant: ConvnetVariant): tf.Sequential {
+  if (variant !== 'none') return buildModel(variant === 'biases' ? 'none' : variant, CONVNET_LEARNING_RATE);
+  const model = convnet(null, {useBias: false});
+  model.compile({optimizer: tf.train.sgd(CONVNET_LEARNING_RATE), loss: 'categoricalCrossentropy'});
+  return model;
 }
 
 /** Deterministic MNIST-sized images and one-hot labels for the convnet (the timing does not depend on the values). */

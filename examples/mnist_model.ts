@@ -1,39 +1,43 @@
 /**
- * The `npm start` convnet, in its own module so that the benchmark (bench/fold_workloads.ts) and the
- * browser benchmark build exactly the model the example trains.
+ * The convnet of the MNIST examples, in its own module so that the benchmark (bench/fold_workloads.ts),
+ * the browser benchmark and `npm run example:small-batch` build exactly the model `npm start` trains.
  */
 import * as tf from '@tensorflow/tfjs';
 import {batchNormalization} from '../src';
+import {IMAGE_SIZE} from './mnist_data';
 
-/** Which batch normalization the convnet uses. */
+export {IMAGE_SIZE};
+
+/** Which batch normalization the convnet of `npm start` uses. */
 export type Normalization = 'none' | 'stock' | 'ours';
 
-/** MNIST images are 28×28, one channel. */
-export const IMAGE_SIZE = 28;
+/** Makes the normalization layer placed after a hidden layer; null for none. */
+export type NormalizationFactory = (() => tf.layers.Layer) | null;
+
 /** The seed of the example's data split and of every initializer. */
 export const SEED = 42;
 
 /**
- * The arguments both batch-normalization layers get (ours is a drop-in: same arguments). Momentum
- * 0.9 instead of the default 0.99 because an epoch here is only 63 batches: with 0.99 the moving
- * statistics still hold half of their initial values after the first epoch, so the test accuracy
- * (inference mode uses them) would lag behind what the network has learned.
+ * The arguments both batch-normalization layers get in `npm start` (ours is a drop-in: same
+ * arguments). Momentum 0.9 instead of the default 0.99 because an epoch there is only 63 batches:
+ * with 0.99 the moving statistics still hold half of their initial values after the first epoch, so
+ * the test accuracy (inference mode uses them) would lag behind what the network has learned.
  */
 const NORMALIZATION_ARGS = {momentum: 0.9};
 
 /**
  * conv3x3(16) → [norm] → relu → maxpool → conv3x3(32) → [norm] → relu → maxpool → dense(64) →
- * [norm] → relu → dense(10). The same seeds for every run, so the three models start from the same
- * weights. Before a normalization layer a bias is redundant (beta takes its place), so it is dropped
- * (`useBias` overrides that: the benchmark times the network without normalization and without
- * biases too, which differs from the normalized ones by the batch-norm layers alone).
+ * [norm] → relu → dense(10), with `normalization` making each [norm]. The same seeds for every run,
+ * so all models start from the same weights. Before a normalization layer a bias is redundant (beta
+ * takes its place), so it is dropped (`useBias` overrides that: the browser benchmark also times the
+ * network without normalization and without biases, which differs from the normalized ones by the
+ * batch-norm layers alone).
  */
-export function buildModel(norm: Normalization, learningRate: number, {useBias = norm === 'none'} = {}): tf.Sequential {
+export function convnet(normalization: NormalizationFactory, {useBias = normalization == null} = {}): tf.Sequential {
   const model = tf.sequential();
   const withNorm = (layer: tf.layers.Layer) => {
     model.add(layer);
-    if (norm === 'stock') model.add(tf.layers.batchNormalization(NORMALIZATION_ARGS));
-    if (norm === 'ours') model.add(batchNormalization(NORMALIZATION_ARGS));
+    if (normalization != null) model.add(normalization());
     model.add(tf.layers.activation({activation: 'relu'}));
   };
   const common = {useBias};
@@ -45,6 +49,14 @@ export function buildModel(norm: Normalization, learningRate: number, {useBias =
   model.add(tf.layers.flatten());
   withNorm(tf.layers.dense({units: 64, ...common, kernelInitializer: tf.initializers.glorotUniform({seed: SEED + 2})}));
   model.add(tf.layers.dense({units: 10, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({seed: SEED + 3})}));
+  return model;
+}
+
+/** The `npm start` model: the convnet with no, the stock, or this package's batch normalization, compiled. */
+export function buildModel(norm: Normalization, learningRate: number): tf.Sequential {
+  const layer: NormalizationFactory = norm === 'none' ? null : norm === 'stock' ?
+    () => tf.layers.batchNormalization(NORMALIZATION_ARGS) : () => batchNormalization(NORMALIZATION_ARGS);
+  const model = convnet(layer);
   model.compile({optimizer: tf.train.sgd(learningRate), loss: 'categoricalCrossentropy', metrics: ['accuracy']});
   return model;
 }

@@ -1,8 +1,9 @@
 /**
- * Headless Chromium for the browser suites and the browser benchmark: bundles a page's script with
- * esbuild, serves it from 127.0.0.1 with the headers that make a page cross-origin isolated
- * (COOP/COEP: SharedArrayBuffer, hence tfjs's multi-threaded wasm build), and launches Debian's
- * Chromium with WebGL 2 and WebGPU on SwiftShader, so no GPU is needed.
+ * Debian's Chromium, headless, driven by playwright-core: the one browser setup every browser test
+ * uses. WebGL 2 and WebGPU both run on SwiftShader (software), so no GPU is needed. Without Chromium
+ * the browser tests FAIL (they are not skipped): `.ci/run` installs it. Also: bundling a page's
+ * script with esbuild, and serving it cross-origin isolated (COOP/COEP: SharedArrayBuffer, hence
+ * tfjs's multi-threaded wasm build) for the kernel suite and the browser benchmark.
  */
 import {build} from 'esbuild';
 import {existsSync} from 'fs';
@@ -10,20 +11,75 @@ import {readFile} from 'fs/promises';
 import {createServer, Server} from 'http';
 import type {AddressInfo} from 'net';
 import {extname, join, normalize, sep} from 'path';
-import {Browser, chromium} from 'playwright-core';
+import {Browser, chromium, Page} from 'playwright-core';
 
-/** Debian's Chromium. */
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Launch switches: software WebGL 2 and WebGPU (SwiftShader), as on a machine without a GPU. */
-export const CHROMIUM_ARGS = [
+const ARGS = [
   // Root in a container has no user namespace for Chromium's sandbox.
   '--no-sandbox',
+  // WebGL through ANGLE on SwiftShader: the same software GPU on every machine, GPU or not.
   '--use-angle=swiftshader',
+  // WebGPU on SwiftShader's Vulkan (Dawn); without these Chromium offers no adapter in headless mode.
   '--enable-unsafe-webgpu',
   '--use-webgpu-adapter=swiftshader',
+  // playwright-core already passes --headless, --enable-unsafe-swiftshader and the switches that
+  // quiet background networking (--disable-background-networking, --disable-component-update,
+  // --disable-sync, --no-first-run); QUIC is not among them.
   '--disable-quic',
 ];
+
+/** Launches Chromium, or throws saying how to install it. */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is not installed at ${CHROMIUM}; the browser tests need it ` +
+      '(Debian: apt-get install chromium; bash .ci/run installs it when missing)');
+  }
+  return chromium.launch({executablePath: CHROMIUM, args: ARGS});
+}
+
+/** What a page reported: its result or error global, and every uncaught error. */
+export interface PageOutcome<T> {
+  result: T | undefined;
+  error: string | undefined;
+  pageErrors: string[];
+}
+
+/**
+ * Opens `url` and waits until the page sets window[resultKey] or window[errorKey], or throws an
+ * uncaught error; returns what it reported (the caller decides what is a failure).
+ */
+export async function openPage<T>(page: Page, url: string, resultKey: string, errorKey: string, timeoutMs: number): Promise<PageOutcome<T>> {
+  const pageErrors: string[] = [];
+  const uncaught = new Promise<void>(resolve => page.on('pageerror', e => {
+    pageErrors.push(e.message);
+    resolve();
+  }));
+  await page.goto(url);
+  const reported = page.waitForFunction(([r, e]) => {
+    const w = window as unknown as Record<string, unknown>;
+    return w[r] != null || w[e] != null;
+  }, [resultKey, errorKey], {timeout: timeoutMs});
+  try {
+    await Promise.race([reported, uncaught]);
+  } catch (e) {
+    // Say how far the page got (pages that report progress show it in #status).
+    const status = await page.evaluate(() => document.getElementById('status')?.textContent ?? '').catch(() => '');
+    throw new Error(`${url}: ${(e as Error).message}${status ? `; the page's status: ${status}` : ''}`);
+  }
+  const {result, error} = await page.evaluate(([r, e]) => {
+    const w = window as unknown as Record<string, unknown>;
+    return {result: w[r] as T | undefined, error: w[e] == null ? undefined : String(w[e])};
+  }, [resultKey, errorKey]);
+  return {result, error, pageErrors};
+}
+
+/** openPage, for pages that must succeed: throws with the page's errors unless it reported a result. */
+export async function pageResult<T>(page: Page, url: string, resultKey: string, errorKey: string, timeoutMs: number): Promise<T> {
+  const {result, error, pageErrors} = await openPage<T>(page, url, resultKey, errorKey, timeoutMs);
+  if (error != null || result == null) throw new Error(`${url} failed: ${error}; page errors: ${pageErrors.join('; ')}`);
+  return result;
+}
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -38,10 +94,13 @@ export interface PageServer {
   close(): Promise<void>;
 }
 
-/** Bundles a page script (TypeScript, with tfjs and this package's src) into one browser script. */
-export async function bundlePage(entry: string, outfile: string): Promise<void> {
+/**
+ * Bundles a page script (TypeScript, with tfjs and this package's src) into one browser script;
+ * `external` modules stay unbundled (Node-only ones a page imports but never calls).
+ */
+export async function bundlePage(entry: string, outfile: string, external: string[] = []): Promise<void> {
   await build({entryPoints: [entry], outfile, bundle: true, format: 'iife', platform: 'browser', target: 'es2020',
-    sourcemap: true, logLevel: 'error'});
+    sourcemap: true, logLevel: 'error', external});
 }
 
 /** The page itself: nothing but the bundled script, which does the work and exposes its API on window. */
@@ -92,15 +151,6 @@ export async function servePages(script: string, routes: Record<string, string>)
       server.close(e => (e ? reject(e) : resolve()));
     }),
   };
-}
-
-/** Launches headless Chromium; fails (never skips) when it is not installed. */
-export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is not installed at ${CHROMIUM}; the browser suites need it ` +
-      '(Debian: apt-get install chromium; bash .ci/run installs it when missing)');
-  }
-  return chromium.launch({executablePath: CHROMIUM, args: CHROMIUM_ARGS});
 }
 
 /** Where tfjs-backend-wasm keeps its .wasm files (served to pages under /wasm/). */

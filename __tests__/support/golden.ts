@@ -1,11 +1,20 @@
-/** Loads the float64 reference cases (../shared/golden) and compares results against them. */
+/**
+ * The float64 reference cases, and comparisons against them. The cases the suites always use are the
+ * repository's own (__tests__/fixtures/batchnorm_cases.json, made by scripts/make_reference_cases.ts
+ * from __tests__/support/reference.ts, cross-checked with NumPy by scripts/crosscheck_cases.py).
+ * Where ../shared/golden/batchnorm_cases.json exists beside the checkout (cross-checked with
+ * PyTorch), its cases are added, named `shared/<name>`: checked when present, never needed.
+ */
 import * as fs from 'fs';
 import * as path from 'path';
 import {maxRelativeError} from './compare';
 
 export {maxRelativeError};
 
-/** One reference case; see ../shared/golden/README.md for every field. */
+/**
+ * One reference case (the fields of ../shared/golden/README.md): `x`, `dy`, `gamma`, `beta` and the
+ * moving statistics before the call are the float32 inputs; everything else is float64.
+ */
 export interface GoldenCase {
   name: string;
   shape: number[];
@@ -32,21 +41,39 @@ export interface GoldenCase {
   inference_y: number[];
 }
 
-/** Path of the golden file: $GOLDEN_CASES, or ../shared/golden beside the repository. */
-export const GOLDEN_PATH = process.env.GOLDEN_CASES ??
+/** The repository's own cases. */
+export const REFERENCE_CASES_PATH = path.resolve(__dirname, '..', 'fixtures', 'batchnorm_cases.json');
+
+/** The optional outside cross-check: $GOLDEN_CASES, or ../shared/golden beside the repository. */
+export const SHARED_GOLDEN_PATH = process.env.GOLDEN_CASES ??
     path.resolve(__dirname, '..', '..', '..', 'shared', 'golden', 'batchnorm_cases.json');
 
-/** All golden cases. */
+/** Prefix of the names of the cases that come from SHARED_GOLDEN_PATH. */
+export const SHARED_PREFIX = 'shared/';
+
+function readCases(file: string): GoldenCase[] {
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as {cases: GoldenCase[]}).cases;
+}
+
+/** The shared golden cases (named `shared/<name>`), or [] where the file is absent. */
+export function loadSharedGoldenCases(): GoldenCase[] {
+  if (!fs.existsSync(SHARED_GOLDEN_PATH)) return [];
+  return readCases(SHARED_GOLDEN_PATH).map(c => ({...c, name: SHARED_PREFIX + c.name}));
+}
+
+/** Every case the suites check: the repository's own, then the shared ones where present. */
 export function loadGoldenCases(): GoldenCase[] {
-  return (JSON.parse(fs.readFileSync(GOLDEN_PATH, 'utf8')) as {cases: GoldenCase[]}).cases;
+  return [...readCases(REFERENCE_CASES_PATH), ...loadSharedGoldenCases()];
 }
 
 /**
- * Tolerance from the golden README, in |got − want| / (1 + |want|): 1e-4 for a good float32
- * implementation, 1e-3 for the two cases built to defeat naive float32 variance.
+ * Tolerance (the shared golden README's; the repository's cases are built the same way), in
+ * |got − want| / (1 + |want|): 1e-4 for a good float32 implementation, 1e-3 for the two cases built
+ * to defeat naive float32 variance.
  */
 export function goldenTolerance(c: GoldenCase): number {
-  return c.name === 'large_offset' || c.name === 'tiny_spread' ? 1e-3 : 1e-4;
+  const name = c.name.startsWith(SHARED_PREFIX) ? c.name.slice(SHARED_PREFIX.length) : c.name;
+  return name === 'large_offset' || name === 'tiny_spread' ? 1e-3 : 1e-4;
 }
 
 /** Asserts every element is within `tolerance` (relative as above), naming what was compared. */

@@ -3,7 +3,7 @@
  * (reference.ts). Inputs are rounded to float32 first, since that is what every backend receives.
  */
 import type {GoldenCase} from './golden';
-import {seededUniform} from './random';
+import {mulberry32} from './random';
 import {refChannelCount, refInfer, refInferGrad, RefProblem, refTrain, refTrainGrad} from './reference';
 
 /** One problem (the shape __tests__/browser_kernels/page.ts takes). */
@@ -80,7 +80,7 @@ export interface ProblemSpec {
 
 /** A generated problem with seeded values. */
 export function makeProblem(spec: ProblemSpec, seed: number): BrowserProblem {
-  const random = seededUniform(seed);
+  const random = mulberry32(seed);
   const signed = () => 2 * random() - 1;
   const size = spec.shape.reduce((a, b) => a * b, 1);
   const channels = refChannelCount(spec.shape, sortedAxes(spec.axis, spec.shape.length));

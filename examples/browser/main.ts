@@ -1,11 +1,13 @@
 /**
  * The browser demo (bundled by serve.ts into dist/demo.js): trains a small classifier with this
- * package's batchNormalization on the webgl backend (cpu when WebGL is unavailable), plots its loss
- * live, saves it to IndexedDB and loads it back; and computes the layer's outputs on webgl and on
- * cpu for channels-last and channels-first inputs. Everything measured goes to window.demoResult,
- * which __tests__/browser.test.ts reads; the page shows the same numbers for a person.
+ * package's batchNormalization on a GPU backend — webgl, or webgpu with `?backend=webgpu` (cpu when
+ * the requested one is unavailable) — plots its loss live, saves it to IndexedDB and loads it back;
+ * and computes the layer's outputs on that backend and on cpu for channels-last and channels-first
+ * inputs. Tensors are read with `await data()` (webgpu has no synchronous read). Everything measured
+ * goes to window.demoResult, which __tests__/browser.test.ts reads; the page shows the same numbers.
  */
 import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-webgpu';
 import {batchNormalization} from '../../src';
 import {lineChartSvg} from '../chart';
 
@@ -29,21 +31,29 @@ export interface LayerValues {
   inputGradient: number[];
 }
 
+/** The GPU backends the demo can run on. */
+export type GpuBackend = 'webgl' | 'webgpu';
+
 /** What the demo found; read by the browser test. */
 export interface DemoResult {
+  /** The backend asked for (?backend=, default webgl). */
+  requested: GpuBackend;
+  /** The backend that ran (cpu when the requested one did not initialize). */
   backend: string;
-  /** tf.env WEBGL_VERSION (0 when webgl did not initialize). */
+  /** tf.env WEBGL_VERSION when webgl ran, else 0. */
   webglVersion: number;
-  /** The WebGL renderer string (e.g. ANGLE … SwiftShader), or '' without WebGL. */
-  webglRenderer: string;
-  /** The layer's outputs per layout and backend; null entries where a backend is unavailable. */
-  webglVsCpu: Record<'channelsLast' | 'channelsFirst', {webgl: LayerOutputs | null, cpu: LayerOutputs}>;
+  /** The GPU the backend ran on: WebGL's renderer string, or the WebGPU adapter's vendor and architecture; '' without one. */
+  renderer: string;
+  /** The layer's outputs per layout, on the GPU backend and on cpu; gpu is null where the GPU backend is unavailable. */
+  vsCpu: Record<'channelsLast' | 'channelsFirst', {gpu: LayerOutputs | null, cpu: LayerOutputs}>;
   /** Mean training loss per epoch. */
   losses: number[];
   trainAccuracy: number;
   /** The IndexedDB round trip, checked in detail (see compareRoundTrip). */
   weightsIdentical: boolean;
   cpuPredictionsIdentical: boolean;
+  /** Max |difference| of the two models' predictions on cpu (0 when identical). */
+  cpuPredictionsMaxDifference: number;
   predictionsBeforeSave: number[];
   predictionsAfterLoad: number[];
   predictionsMaxDifference: number;
@@ -60,7 +70,8 @@ declare global {
   }
 }
 
-const MODEL_URL = 'indexeddb://tfjs-batchnorm-demo';
+/** Where the trained model is saved, one per requested backend (the pages share the origin's IndexedDB). */
+const modelUrl = (backend: GpuBackend) => `indexeddb://tfjs-batchnorm-demo-${backend}`;
 const EPOCHS = 15;
 const POINTS_PER_CLASS = 100;
 const CLASSES = 3;
@@ -79,16 +90,32 @@ function reportCheck(name: string, ok: boolean, detail: string): void {
   cell.className = ok ? 'pass' : 'fail';
 }
 
-function webglRenderer(): string {
-  const gl = document.createElement('canvas').getContext('webgl2');
-  if (gl == null) return '';
-  const info = gl.getExtension('WEBGL_debug_renderer_info');
-  return String(gl.getParameter(info != null ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+/** The GPU `backend` ran on, as the browser names it ('' when there is none). */
+async function gpuRenderer(backend: string): Promise<string> {
+  if (backend === 'webgl') {
+    const gl = document.createElement('canvas').getContext('webgl2');
+    if (gl == null) return '';
+    const info = gl.getExtension('WEBGL_debug_renderer_info');
+    return String(gl.getParameter(info != null ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  }
+  if (backend === 'webgpu') {
+    type Adapter = {info?: {vendor: string, architecture: string}};
+    const adapter = await (navigator as unknown as {gpu?: {requestAdapter(): Promise<Adapter | null>}}).gpu?.requestAdapter();
+    return adapter?.info != null ? `${adapter.info.vendor} ${adapter.info.architecture}`.trim() : '';
+  }
+  return '';
+}
+
+/** A tensor's values as a plain array, read asynchronously (the only way on webgpu); disposes it. */
+async function values(t: tf.Tensor): Promise<number[]> {
+  const data = Array.from(await t.data());
+  t.dispose();
+  return data;
 }
 
 /** Fixed pseudo-random values (seeded tfjs generator), identical whichever backend is active. */
-function seededValues(size: number, seed: number, mean = 0, stdDev = 1): Float32Array {
-  return tf.tidy(() => tf.randomNormal([size], mean, stdDev, 'float32', seed).dataSync() as Float32Array);
+async function seededValues(size: number, seed: number, mean = 0, stdDev = 1): Promise<Float32Array> {
+  return Float32Array.from(await values(tf.randomNormal([size], mean, stdDev, 'float32', seed)));
 }
 
 /**
@@ -99,25 +126,25 @@ async function layerOutputs(backend: string, shape: number[], axis: number): Pro
   await tf.setBackend(backend);
   const channels = shape[axis];
   const size = shape.reduce((a, b) => a * b, 1);
-  return tf.tidy(() => {
-    // Inputs off zero mean and unit scale, so the normalization has something to undo.
-    const x = tf.tensor(seededValues(size, 1, 3, 2), shape);
-    const probe = tf.tensor(seededValues(size, 2), shape);
-    const weights = [
-      tf.tensor1d(seededValues(channels, 3, 1, 0.5)), tf.tensor1d(seededValues(channels, 4)),
-      tf.tensor1d(seededValues(channels, 5)), tf.tensor1d(seededValues(channels, 6)).square().add(0.5),
-    ];
-    const layer = batchNormalization({axis, momentum: 0.9, weights});
-    const training = layer.apply(x, {training: true}) as tf.Tensor;
-    const [movingMean, movingVariance] = layer.getWeights().slice(2);
-    const inference = layer.apply(x, {training: false}) as tf.Tensor;
-    const inputGradient = tf.grad(input => (layer.apply(input, {training: true}) as tf.Tensor).mul(probe).sum())(x);
-    const list = (t: tf.Tensor) => Array.from(t.dataSync());
-    const values = {training: list(training), movingMean: list(movingMean), movingVariance: list(movingVariance),
-      inference: list(inference), inputGradient: list(inputGradient)};
-    layer.dispose();
-    return {backend: tf.getBackend(), values};
+  // Inputs off zero mean and unit scale, so the normalization has something to undo.
+  const [xValues, probeValues, gamma, beta, mean, variance] = await Promise.all([
+    seededValues(size, 1, 3, 2), seededValues(size, 2), seededValues(channels, 3, 1, 0.5), seededValues(channels, 4),
+    seededValues(channels, 5), seededValues(channels, 6)]);
+  const layer = batchNormalization({axis, momentum: 0.9,
+    weights: [tf.tensor1d(gamma), tf.tensor1d(beta), tf.tensor1d(mean), tf.tensor1d(variance.map(v => v * v + 0.5))]});
+  const [training, movingMean, movingVariance, inference, inputGradient] = tf.tidy(() => {
+    const x = tf.tensor(xValues, shape);
+    const probe = tf.tensor(probeValues, shape);
+    const y = layer.apply(x, {training: true}) as tf.Tensor;
+    const [m, v] = layer.getWeights().slice(2).map(w => w.clone());
+    const yInference = layer.apply(x, {training: false}) as tf.Tensor;
+    const dx = tf.grad(input => (layer.apply(input, {training: true}) as tf.Tensor).mul(probe).sum())(x);
+    return [y, m, v, yInference, dx];
   });
+  const result = {training: await values(training), movingMean: await values(movingMean),
+    movingVariance: await values(movingVariance), inference: await values(inference), inputGradient: await values(inputGradient)};
+  layer.dispose();
+  return {backend: tf.getBackend(), values: result};
 }
 
 /** The largest |a − b| over every array of the two results. */
@@ -149,22 +176,35 @@ function bitwiseEqual(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
 
 /**
  * The saved-and-loaded model against the original: weights bit for bit, and predictions bit for bit
- * on cpu and on the active backend (ROUND_TRIP_TOLERANCE is 0).
+ * on the active backend and on cpu (ROUND_TRIP_TOLERANCE is 0). The cpu side moves no tensor between
+ * backends: tfjs's webgpu backend reads GPU data back for such a move through a canvas, which changes
+ * the values (measured: predictions off by 0.67), so the original's weights come from the arrays read
+ * here with `await data()`, and the saved model is loaded again, on cpu.
  */
-async function compareRoundTrip(model: tf.LayersModel, loaded: tf.LayersModel, probe: tf.Tensor, backend: string) {
-  const predict = (m: tf.LayersModel) => tf.tidy(() => Array.from((m.predict(probe) as tf.Tensor).dataSync()));
-  const weightsIdentical = model.getWeights().length === loaded.getWeights().length &&
-      model.getWeights().every((w, i) => bitwiseEqual(w.dataSync(), loaded.getWeights()[i].dataSync()));
-  // On the active backend first: switching backends moves (re-uploads) the weights.
-  const predictionsBeforeSave = predict(model);
-  const predictionsAfterLoad = predict(loaded);
+async function compareRoundTrip(model: tf.LayersModel, loaded: tf.LayersModel, probeValues: Float32Array,
+                                probeShape: number[], url: string, backend: string) {
+  const weights = async (m: tf.LayersModel) => Promise.all(m.getWeights().map(w => w.data() as Promise<Float32Array>));
+  const [original, reloaded] = [await weights(model), await weights(loaded)];
+  const weightsIdentical = original.length === reloaded.length && original.every((w, i) => bitwiseEqual(w, reloaded[i]));
+  const predict = (m: tf.LayersModel) => values(tf.tidy(() => m.predict(tf.tensor(probeValues, probeShape)) as tf.Tensor));
+  const predictionsBeforeSave = await predict(model);
+  const predictionsAfterLoad = await predict(loaded);
   const predictionsMaxDifference = Math.max(...predictionsBeforeSave.map((v, i) => Math.abs(v - predictionsAfterLoad[i])));
+
   await tf.setBackend('cpu');
-  const cpuPredictionsIdentical = bitwiseEqual(predict(model), predict(loaded));
+  const originalOnCpu = buildModel();
+  const cpuWeights = model.getWeights().map((w, i) => tf.tensor(original[i], w.shape));
+  originalOnCpu.setWeights(cpuWeights);
+  tf.dispose(cpuWeights);
+  const loadedOnCpu = await tf.loadLayersModel(url);
+  const [cpuBefore, cpuAfter] = [await predict(originalOnCpu), await predict(loadedOnCpu)];
+  const cpuPredictionsIdentical = bitwiseEqual(cpuBefore, cpuAfter);
+  const cpuPredictionsMaxDifference = Math.max(...cpuBefore.map((v, i) => Math.abs(v - cpuAfter[i])));
+  originalOnCpu.dispose();
+  loadedOnCpu.dispose();
   await tf.setBackend(backend);
-  probe.dispose();
-  return {weightsIdentical, cpuPredictionsIdentical, predictionsBeforeSave, predictionsAfterLoad, predictionsMaxDifference,
-    loadedLayerClasses: loaded.layers.map(l => l.getClassName())};
+  return {weightsIdentical, cpuPredictionsIdentical, cpuPredictionsMaxDifference, predictionsBeforeSave, predictionsAfterLoad,
+    predictionsMaxDifference, loadedLayerClasses: loaded.layers.map(l => l.getClassName())};
 }
 
 /** dense → BatchNorm → relu, twice, then softmax; seeded initializers, so every run is the same. */
@@ -189,21 +229,23 @@ function plotLoss(losses: number[], backend: string): void {
 }
 
 async function run(): Promise<DemoResult> {
-  const webgl = await tf.setBackend('webgl').catch(() => false);
-  if (!webgl) await tf.setBackend('cpu');
+  const requested: GpuBackend = new URLSearchParams(location.search).get('backend') === 'webgpu' ? 'webgpu' : 'webgl';
+  const gpu = await tf.setBackend(requested).catch(() => false);
+  if (!gpu) await tf.setBackend('cpu');
   const backend = tf.getBackend();
-  const webglVersion = webgl ? tf.env().getNumber('WEBGL_VERSION') : 0;
-  status(`backend: ${backend}${webgl ? ` (WebGL ${webglVersion})` : ' (WebGL unavailable)'}; comparing webgl and cpu…`);
+  const webglVersion = backend === 'webgl' ? tf.env().getNumber('WEBGL_VERSION') : 0;
+  const renderer = await gpuRenderer(backend);
+  status(`backend: ${backend}${gpu ? ` (${renderer})` : ` (${requested} unavailable)`}; comparing ${requested} and cpu…`);
 
   const layouts = {channelsLast: {shape: [4, 5, 6, 3], axis: 3}, channelsFirst: {shape: [4, 3, 5, 6], axis: 1}};
-  const webglVsCpu = {} as DemoResult['webglVsCpu'];
+  const vsCpu = {} as DemoResult['vsCpu'];
   for (const [name, {shape, axis}] of Object.entries(layouts) as Array<[keyof typeof layouts, {shape: number[], axis: number}]>) {
     const cpu = await layerOutputs('cpu', shape, axis);
-    const onWebgl = webgl ? await layerOutputs('webgl', shape, axis) : null;
-    webglVsCpu[name] = {webgl: onWebgl, cpu};
-    if (onWebgl != null) {
-      const diff = maxAbsDifference(onWebgl.values, cpu.values);
-      reportCheck(`${name}: webgl vs cpu`, diff <= 1e-4, `max |difference| ${diff.toExponential(2)} (outputs, moving statistics, input gradient)`);
+    const onGpu = gpu ? await layerOutputs(requested, shape, axis) : null;
+    vsCpu[name] = {gpu: onGpu, cpu};
+    if (onGpu != null) {
+      const diff = maxAbsDifference(onGpu.values, cpu.values);
+      reportCheck(`${name}: ${requested} vs cpu`, diff <= 1e-4, `max |difference| ${diff.toExponential(2)} (outputs, moving statistics, input gradient)`);
     }
   }
   await tf.setBackend(backend);
@@ -225,10 +267,13 @@ async function run(): Promise<DemoResult> {
   const trainAccuracy = accuracies[accuracies.length - 1] as number;
   reportCheck('loss fell', losses[losses.length - 1] < losses[0], `${losses[0].toFixed(3)} → ${losses[losses.length - 1].toFixed(3)}, training accuracy ${(100 * trainAccuracy).toFixed(1)}%`);
 
-  status(`saving to ${MODEL_URL} and loading back…`);
-  await model.save(MODEL_URL);
-  const loaded = await tf.loadLayersModel(MODEL_URL);
-  const roundTrip = await compareRoundTrip(model, loaded, tf.tidy(() => xs.slice(0, 30)), backend);
+  const url = modelUrl(requested);
+  status(`saving to ${url} and loading back…`);
+  await model.save(url);
+  const loaded = await tf.loadLayersModel(url);
+  const probe = xs.slice(0, 30);
+  const roundTrip = await compareRoundTrip(model, loaded, await probe.data() as Float32Array, probe.shape, url, backend);
+  probe.dispose();
   const idbMatch = roundTrip.weightsIdentical && roundTrip.cpuPredictionsIdentical &&
       roundTrip.predictionsMaxDifference <= ROUND_TRIP_TOLERANCE;
   reportCheck('IndexedDB round trip', idbMatch, `weights ${roundTrip.weightsIdentical ? 'bitwise identical' : 'DIFFER'}; ` +
@@ -239,8 +284,7 @@ async function run(): Promise<DemoResult> {
   loaded.dispose();
 
   status(`done (backend ${backend})`);
-  return {backend, webglVersion, webglRenderer: webglRenderer(), webglVsCpu, losses, trainAccuracy,
-    ...roundTrip, idbMatch, modelUrl: MODEL_URL};
+  return {requested, backend, webglVersion, renderer, vsCpu, losses, trainAccuracy, ...roundTrip, idbMatch, modelUrl: url};
 }
 
 run().then(result => {

@@ -42,13 +42,18 @@ export interface DemoServer {
 }
 
 /** Serves the demo directory on 127.0.0.1 (port 0: any free port). Call buildDemo first. */
-export async function serveDemo(port = 0): Promise<DemoServer> {
+export function serveDemo(port = 0): Promise<DemoServer> {
+  return serveDirectory(DEMO_DIR, port);
+}
+
+/** Serves the files of `root` (html, js, source maps) on 127.0.0.1; `/` is index.html. Port 0: any free port. */
+export async function serveDirectory(root: string, port = 0): Promise<DemoServer> {
   const server: Server = createServer(async (request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://localhost').pathname);
-    const file = normalize(join(DEMO_DIR, path === '/' ? 'index.html' : path));
-    // Only files inside the demo directory, and only the kinds the page needs.
+    const file = normalize(join(root, path === '/' ? 'index.html' : path));
+    // Only files inside the served directory, and only the kinds the pages need.
     const type = CONTENT_TYPES[extname(file)];
-    if (!file.startsWith(DEMO_DIR + sep) || type == null) {
+    if (!file.startsWith(root + sep) || type == null) {
       response.writeHead(404).end();
       return;
     }

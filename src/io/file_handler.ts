@@ -185,4 +185,3 @@ export function registerFileRouter(): boolean {
   return true;
 }
 
-registerFileRouter();

@@ -1,18 +1,31 @@
 /**
  * Interop with models that use the stock tfjs / Keras `BatchNormalization` layer, both ways:
  * loading them with BatchNorm in its place, and saving BatchNorm models in the stock format.
- * BatchNorm's config keys and weights are the stock ones, so the two formats differ only in the
- * class name, and in an axis list, which the stock format cannot hold.
+ * BatchNorm's config keys and weights are the stock ones (Keras' for renorm and ghost batches), so
+ * the two formats differ only in the class name, and in what the stock format cannot hold: an axis
+ * list, a renormClipping schedule.
  */
 import {io, serialization} from '@tensorflow/tfjs-core';
 import {inferenceStatisticsToCallSite} from '../deploy/call_site_training';
 import {BatchNorm} from '../layers/batch_norm';
+import {unshiftKeras2GhostAxis} from '../layers/ghost';
+import {hasSchedule, RenormClipping} from '../layers/renorm_clipping';
 import {forEachLayerEntry, LayerEntry, soleHandler} from './model_checks';
 
 const STOCK_CLASS_NAME = 'BatchNormalization';
 
-/** The registry entry replaceBuiltinBatchNormalization installs: the [class, fromConfig] pair registerClass stores for BatchNorm. */
-const REPLACEMENT: [typeof BatchNorm, typeof BatchNorm.fromConfig] = [BatchNorm, BatchNorm.fromConfig];
+/**
+ * BatchNorm from a stock 'BatchNormalization' config. Keras 2 writes a ghost-batch layer's axes
+ * shifted by one (see unshiftKeras2GhostAxis); they are shifted back, everything else is as given.
+ */
+const fromStockConfig: serialization.FromConfigMethod<serialization.Serializable> = (cls, config) =>
+  BatchNorm.fromConfig(cls, {...config, axis: unshiftKeras2GhostAxis(config.axis, config.virtualBatchSize) as serialization.ConfigDictValue});
+
+/**
+ * The registry entry replaceBuiltinBatchNormalization installs: the [class, fromConfig] pair
+ * registerClass stores for BatchNorm, with Keras 2's ghost-batch axes read back.
+ */
+const REPLACEMENT: [typeof BatchNorm, typeof fromStockConfig] = [BatchNorm, fromStockConfig];
 
 /**
  * The replacements in effect and what the registry held before the first of them. The stock
@@ -55,6 +68,12 @@ function toStockEntry(entry: LayerEntry): void {
           `without stockFormat, and load it with this package imported`);
     }
     config.axis = axis[0];
+  }
+  // Numbers are Keras' renorm_clipping; the relaxation schedule (ramps) is this package's own.
+  if (config.renorm_clipping != null && hasSchedule(config.renorm_clipping as RenormClipping)) {
+    throw new Error(`stockFormat: layer '${String(config.name)}' (BatchNorm) has a renormClipping schedule ` +
+        `(${JSON.stringify(config.renorm_clipping)}), which neither Keras nor stock tfjs can represent (Keras takes numbers); ` +
+        `save this model without stockFormat, or give the current bounds as numbers`);
   }
   inferenceStatisticsToCallSite(entry);
   entry.class_name = STOCK_CLASS_NAME;

@@ -4,8 +4,8 @@
  * stock layer is not: any channel axis or list of axes, any rank >= 2, scale/center false in
  * training, trainable = false (Keras fine-tuning semantics) and masks (Keras 3 semantics).
  */
-import {add, cast, div, mul, reshape, serialization, square, sub, sum, Tensor, tidy} from '@tensorflow/tfjs-core';
-import {InputSpec, layers, LayerVariable, Shape} from '@tensorflow/tfjs-layers';
+import {add, cast, div, mul, reshape, serialization, square, sub, sum, Tensor, Tensor1D, tidy} from '@tensorflow/tfjs-core';
+import {initializers, InputSpec, layers, LayerVariable, Shape} from '@tensorflow/tfjs-layers';
 import type {Constraint} from '@tensorflow/tfjs-layers/dist/constraints';
 import type {Initializer} from '@tensorflow/tfjs-layers/dist/initializers';
 import type {BatchNormalizationLayerArgs} from '@tensorflow/tfjs-layers/dist/layers/normalization';
@@ -16,14 +16,34 @@ import {batchNormInfer} from '../ops/batch_norm_infer';
 import {batchNormTrain, BatchNormTrainResult} from '../ops/batch_norm_train';
 import {reductionAxes} from '../ops/channel_axes';
 import {argumentError, AxisArg, checkAxes, checkEpsilon} from '../ops/validate';
+import {checkArgumentNames, checkAxisArgument, checkBoolean, checkInferenceStatistics, checkKerasCompatibility, checkMomentum,
+  checkVirtualBatchSize, KerasCompatibilityArgs} from './config';
+import {checkGhostAxes, fromView, ghostView, ghostWeightShape, meanOverGhosts, perGhost, plainView, StatisticsView} from './ghost';
+import {updateMovingAverage} from './moving_statistics';
+import {composeCorrection, RENORM_STEP_WEIGHT_NAME, RENORM_WEIGHT_NAMES, renormCorrection, RenormSettings, RenormState,
+  sqrtInitializer, updateRenormStatistics} from './renorm';
+import {checkRenormClipping, hasSchedule, RenormClipping} from './renorm_clipping';
 
 /**
  * Every argument of tf.layers.batchNormalization (same names, same defaults), except that `axis`
- * may also be a list of axes: the channels are then every combination of those dimensions.
+ * may also be a list of axes: the channels are then every combination of those dimensions; plus
+ * Batch Renormalization (Keras 3.14's renorm arguments) and ghost batches (Keras 2's virtual_batch_size).
  */
 export interface BatchNormArgs extends Omit<BatchNormalizationLayerArgs, 'axis'> {
   /** Channel axis, or list of axes; negative counts from the end. Default -1 (channels-last). */
   axis?: AxisArg;
+  /** Batch Renormalization (Ioffe 2017), as Keras 3.14. Default false. */
+  renorm?: boolean;
+  /**
+   * Bounds of the renorm corrections: r to [rmin, rmax], d to [−dmax, dmax]; a missing key leaves
+   * that side unbounded. Each bound is a number (Keras) or a ramp {from, to, startStep, endStep}
+   * (the paper's relaxation schedule). Default {} (unbounded).
+   */
+  renormClipping?: RenormClipping | null;
+  /** Momentum of renorm_mean and renorm_stddev. Default 0.99. */
+  renormMomentum?: number;
+  /** Ghost batches of this many samples in training (Keras 2); must divide the batch size. Default null (off). */
+  virtualBatchSize?: number | null;
   /**
    * Statistics used in inference (predict, evaluate, plain apply): 'moving' (default) or 'batch',
    * which normalizes every batch with its own statistics at inference too, as Keras does for
@@ -87,45 +107,18 @@ function parsedObjects(parser: layers.Layer): ParsedKerasObjects {
   return parsed;
 }
 
-function checkAxisArgument(fn: string, axis: unknown): AxisArg {
-  const list = Array.isArray(axis) ? axis : [axis];
-  if (list.length === 0 || !list.every(a => Number.isInteger(a))) {
-    throw argumentError(fn, 'axis', `is ${JSON.stringify(axis)}, expected an integer or a non-empty list of integers`);
-  }
-  // A copy, so that the caller's array and the config this layer reports stay independent.
-  return Array.isArray(axis) ? [...axis] : (axis as number);
-}
-
-function checkMomentum(fn: string, momentum: unknown): number {
-  if (typeof momentum !== 'number' || !(momentum >= 0 && momentum <= 1)) {
-    throw argumentError(fn, 'momentum', `is ${JSON.stringify(momentum)}, expected a number in [0, 1]`);
-  }
-  return momentum;
-}
-
-function checkInferenceStatistics(fn: string, value: unknown): InferenceStatistics {
-  if (value !== 'moving' && value !== 'batch') {
-    throw argumentError(fn, 'inferenceStatistics', `is ${JSON.stringify(value)}, expected 'moving' or 'batch'`);
-  }
-  return value;
-}
-
-function checkBoolean(fn: string, name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw argumentError(fn, name, `is ${JSON.stringify(value)}, expected true or false`);
-  return value;
-}
-
 /**
  * Keras 3 `BatchNormalization._moments` with a mask, to the letter: positions weighted by the mask
  * (cast to float), mean = Σw·x / (Σw + 1e-7), variance = Σw·(w·x − mean)² / (Σw + 1e-7), which for a
  * 0/1 mask is the biased mean and variance of the unmasked positions. The mask takes x's shape with
  * every channel dimension set to 1; Keras expands it at the last axis, which is the same thing for
- * axis = -1 and is generalized here to any channel axes. Composite tf ops differentiated by autodiff:
+ * axis = -1 and is generalized here to any channel axes. (With ghost batches, `maskAxes` — the axes the
+ * mask lacks — are the layer's channel axes, and the ghost axis is a channel axis the mask has.) Composite tf ops differentiated by autodiff:
  * masked training is rare, so it does not get a fused kernel.
  */
-export function maskedMoments(x: Tensor, mask: Tensor, axes: number[]): {mean: Tensor; variance: Tensor} {
+export function maskedMoments(x: Tensor, mask: Tensor, axes: number[], maskAxes = axes): {mean: Tensor; variance: Tensor} {
   const reduce = reductionAxes(x.rank, axes);
-  const weights = maskWeights(x, mask, axes);
+  const weights = maskWeights(x, mask, maskAxes);
   const weightedInputs = mul(weights, x);
   const sumOfWeights = add(sum(weights, reduce, true), KERAS_BACKEND_EPSILON);
   const mean = div(sum(weightedInputs, reduce, true), sumOfWeights);
@@ -140,7 +133,9 @@ export function maskWeights(x: Tensor, mask: Tensor, axes: number[]): Tensor {
 
 /**
  * Batch normalization layer, a drop-in for tf.layers.batchNormalization: same arguments, defaults,
- * weights (gamma, beta, moving_mean, moving_variance) and config keys.
+ * weights (gamma, beta, moving_mean, moving_variance) and config keys. Two variants are thin
+ * additions to it: Batch Renormalization (`renorm`, renorm.ts) and ghost batches
+ * (`virtualBatchSize`, ghost.ts).
  */
 export class BatchNorm extends layers.Layer {
   /** Registered name, Keras custom-object style; never collides with the stock 'BatchNormalization'. */
@@ -151,33 +146,51 @@ export class BatchNorm extends layers.Layer {
   readonly epsilon: number;
   readonly center: boolean;
   readonly scale: boolean;
+  readonly renorm: boolean;
+  /** The clipping as given (numbers or ramps); {} when renorm is off or none was given. */
+  readonly renormClipping: RenormClipping;
+  readonly renormMomentum: number;
+  readonly virtualBatchSize: number | null;
   readonly inferenceStatistics: InferenceStatistics;
   /** The stock layer that parsed and serializes the initializers, regularizers and constraints. */
   private readonly kerasObjects: layers.Layer;
   /** Sorted non-negative channel axes, known once the input rank is (build). */
   private channelAxes: number[] = [];
+  /** Shape of every per-channel weight: the channel dims, or Keras 2's shape with ghost batches. */
+  private weightShape: number[] = [];
   private gamma: LayerVariable | null = null;
   private beta: LayerVariable | null = null;
   // Created by build, which apply runs before the first call.
   private movingMean!: LayerVariable;
   private movingVariance!: LayerVariable;
+  private renormState: RenormState | null = null;
 
   constructor(args: BatchNormArgs = {}) {
     const kerasObjects = parseKerasObjects(args);
     super({...args, name: kerasObjects.name});
     this.kerasObjects = kerasObjects;
     const fn = this.errorPrefix();
+    checkArgumentNames(fn, args);
     this.axis = checkAxisArgument(fn, args.axis ?? -1);
-    this.momentum = checkMomentum(fn, args.momentum ?? 0.99);
+    this.momentum = checkMomentum(fn, 'momentum', args.momentum ?? 0.99);
     this.epsilon = checkEpsilon(fn, args.epsilon ?? 1e-3);
     this.center = checkBoolean(fn, 'center', args.center ?? true);
     this.scale = checkBoolean(fn, 'scale', args.scale ?? true);
     this.inferenceStatistics = checkInferenceStatistics(fn, args.inferenceStatistics ?? 'moving');
+    // As Keras: the clipping and renorm momentum are only read (and checked) when renorm is on.
+    this.renorm = checkBoolean(fn, 'renorm', args.renorm ?? false);
+    this.renormClipping = this.renorm ? checkRenormClipping(fn, args.renormClipping) : {};
+    this.renormMomentum = this.renorm ? checkMomentum(fn, 'renormMomentum', args.renormMomentum ?? 0.99) : 0.99;
+    this.virtualBatchSize = checkVirtualBatchSize(fn, args.virtualBatchSize);
+    checkKerasCompatibility(fn, args as KerasCompatibilityArgs, {renorm: this.renorm, ghost: this.virtualBatchSize != null});
     // Normalization keeps every position, so the base computeMask passes the incoming mask on.
     this.supportsMasking = true;
   }
 
-  /** Creates the weights in the stock order: gamma, beta, moving_mean, moving_variance. */
+  /**
+   * Creates the weights in the stock order: gamma, beta, moving_mean, moving_variance; then, with
+   * renorm, moving_stddev, renorm_mean, renorm_stddev (and renorm_step with a clipping schedule).
+   */
   override build(inputShape: Shape | Shape[]): void {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as Shape;
     const fn = this.errorPrefix();
@@ -187,24 +200,36 @@ export class BatchNorm extends layers.Layer {
       throw argumentError(fn, 'axis', `is ${JSON.stringify(this.axis)}, but axis ${undefinedAxis} of the input shape ` +
           `[${shape.map(d => d ?? 'null')}] is undefined; channel dimensions must be known to create the weights`);
     }
+    if (this.virtualBatchSize != null) checkGhostAxes(fn, this.axis, axes);
     this.channelAxes = axes;
     const channelDims = axes.map(a => shape[a] as number);
+    this.weightShape = this.virtualBatchSize == null ? channelDims : ghostWeightShape(shape, axes);
     // Weights given to the constructor are set right after build: refuse them now, before any
     // variable exists, so a bad list leaves nothing allocated.
-    if (this.initialWeights != null) this.checkWeights(this.initialWeights, this.weightNames().map(() => channelDims));
+    if (this.initialWeights != null) this.checkWeights(this.initialWeights, this.weightShapes());
     this.inputSpec = [new InputSpec({ndim: shape.length, axes: Object.fromEntries(axes.map((a, i) => [a, channelDims[i]]))})];
     const o = parsedObjects(this.kerasObjects);
-    if (this.scale) this.gamma = this.addWeight('gamma', channelDims, undefined, o.gammaInitializer, o.gammaRegularizer ?? undefined, true, o.gammaConstraint ?? undefined);
-    if (this.center) this.beta = this.addWeight('beta', channelDims, undefined, o.betaInitializer, o.betaRegularizer ?? undefined, true, o.betaConstraint ?? undefined);
-    this.movingMean = this.addWeight('moving_mean', channelDims, undefined, o.movingMeanInitializer, undefined, false);
-    this.movingVariance = this.addWeight('moving_variance', channelDims, undefined, o.movingVarianceInitializer, undefined, false);
+    const perChannel = this.weightShape;
+    if (this.scale) this.gamma = this.addWeight('gamma', perChannel, undefined, o.gammaInitializer, o.gammaRegularizer ?? undefined, true, o.gammaConstraint ?? undefined);
+    if (this.center) this.beta = this.addWeight('beta', perChannel, undefined, o.betaInitializer, o.betaRegularizer ?? undefined, true, o.betaConstraint ?? undefined);
+    this.movingMean = this.addWeight('moving_mean', perChannel, undefined, o.movingMeanInitializer, undefined, false);
+    this.movingVariance = this.addWeight('moving_variance', perChannel, undefined, o.movingVarianceInitializer, undefined, false);
+    if (this.renorm) {
+      const stddevInitializer = sqrtInitializer(o.movingVarianceInitializer);
+      const [movingStddev, renormMean, renormStddev] = [stddevInitializer, o.movingMeanInitializer, stddevInitializer].map(
+          (initializer, i) => this.addWeight(RENORM_WEIGHT_NAMES[i], perChannel, undefined, initializer, undefined, false));
+      const step = hasSchedule(this.renormClipping) ?
+          this.addWeight(RENORM_STEP_WEIGHT_NAME, [], undefined, initializers.zeros(), undefined, false) : null;
+      this.renormState = {movingStddev, renormMean, renormStddev, step};
+    }
     this.built = true;
   }
 
   /**
-   * Training (`training: true` and the layer trainable): normalizes with the batch statistics and
-   * moves the moving statistics toward them. Otherwise, including a frozen layer inside `fit`:
-   * normalizes with the moving statistics and leaves them alone.
+   * Training (`training: true` and the layer trainable): normalizes with the batch statistics (of
+   * each ghost batch, with ghost batches; corrected by r and d, with renorm) and moves the moving
+   * statistics toward them. Otherwise, including a frozen layer inside `fit`: normalizes with the
+   * moving statistics and leaves them alone.
    */
   override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
     return tidy(() => {
@@ -213,8 +238,8 @@ export class BatchNorm extends layers.Layer {
       const modelTraining = kwargs.training === true;
       // A call-site argument (Keras `bn(x, training=True)`, kept in the layer's node) overrides the model's.
       const training = callSiteTraining(this) ?? modelTraining;
-      const gamma = this.gamma?.read() ?? null;
-      const beta = this.beta?.read() ?? null;
+      let gamma = this.gamma?.read() ?? null;
+      let beta = this.beta?.read() ?? null;
       const options = {axis: this.channelAxes, epsilon: this.epsilon};
 
       const useBatchStatistics = (training || this.inferenceStatistics === 'batch') && this.trainable;
@@ -222,15 +247,18 @@ export class BatchNorm extends layers.Layer {
       if (!useBatchStatistics) {
         return batchNormInfer(x, this.movingMean.read(), this.movingVariance.read(), gamma, beta, options);
       }
-      const {y, mean, variance} = mask == null ?
-          batchNormTrain(x, gamma, beta, options) :
-          this.maskedBatchNormTrain(x, mask, gamma, beta);
-      // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
-      if (training && modelTraining) {
-        this.updateMovingAverage(this.movingMean, mean);
-        this.updateMovingAverage(this.movingVariance, variance);
+      // Ghost batches and renorm's corrections are training devices: with batch statistics at
+      // inference (inferenceStatistics 'batch'), the whole batch is normalized plainly.
+      const view = training && this.virtualBatchSize != null ?
+          ghostView(this.errorPrefix(), x, mask, this.channelAxes, this.virtualBatchSize) : plainView(x, mask, this.channelAxes);
+      if (training && this.renormState != null) {
+        const correction = renormCorrection(() => this.moments(view), this.renormState, this.renormSettings());
+        ({gamma, beta} = composeCorrection(correction, gamma, beta));
       }
-      return y;
+      const {y, mean, variance} = this.normalize(view, gamma, beta);
+      // Only a model being trained moves the statistics: predict and evaluate leave the model as it was.
+      if (training && modelTraining) this.updateStatistics(mean, variance);
+      return view.x === x ? y : fromView(view, y, x.shape);
     });
   }
 
@@ -247,7 +275,11 @@ export class BatchNorm extends layers.Layer {
     super.setWeights(weights);
   }
 
-  /** The stock layer's config keys (initializers etc. serialized by tfjs-layers), then the base keys. */
+  /**
+   * The stock layer's config keys (initializers etc. serialized by tfjs-layers), then renorm's and
+   * ghost batches' keys only where they are on (as Keras 2 writes them, so a plain layer's config is
+   * the stock one), then the base keys.
+   */
   override getConfig(): serialization.ConfigDict {
     const stockConfig = this.kerasObjects.getConfig();
     const config: serialization.ConfigDict = {
@@ -258,27 +290,66 @@ export class BatchNorm extends layers.Layer {
       scale: this.scale,
     };
     for (const key of KERAS_OBJECT_ARGS) config[key] = stockConfig[key];
+    if (this.renorm) {
+      Object.assign(config, {renorm: true, renormClipping: {...this.renormClipping} as serialization.ConfigDict, renormMomentum: this.renormMomentum});
+    }
+    if (this.virtualBatchSize != null) config.virtualBatchSize = this.virtualBatchSize;
     // Written only when set, so a default layer's config stays the stock layer's, key for key.
     if (this.inferenceStatistics !== 'moving') config.inferenceStatistics = this.inferenceStatistics;
     return {...config, ...super.getConfig()};
   }
 
+  /**
+   * Normalizes the view with its batch statistics; returns y (in the view's shape) and the batch
+   * mean and biased variance per channel (averaged over ghost batches).
+   */
+  private normalize(view: StatisticsView, gamma: Tensor | null, beta: Tensor | null): BatchNormTrainResult {
+    const g = gamma == null ? null : perGhost(gamma, view.ghosts);
+    const b = beta == null ? null : perGhost(beta, view.ghosts);
+    const {y, mean, variance} = view.mask == null ?
+        batchNormTrain(view.x, g, b, {axis: view.axes, epsilon: this.epsilon}) :
+        this.maskedBatchNormTrain(view, g, b);
+    return {y, mean: meanOverGhosts(mean, view.ghosts) as Tensor1D, variance: meanOverGhosts(variance, view.ghosts) as Tensor1D};
+  }
+
+  /** The batch mean and biased variance per channel (averaged over ghost batches), for renorm's r and d. */
+  private moments(view: StatisticsView): {mean: Tensor; variance: Tensor} {
+    const {mean, variance} = view.mask == null ?
+        batchNormTrain(view.x, null, null, {axis: view.axes, epsilon: this.epsilon}) :
+        maskedMoments(view.x, view.mask, view.axes, view.maskAxes);
+    return {mean: meanOverGhosts(reshape(mean, [mean.size]), view.ghosts), variance: meanOverGhosts(reshape(variance, [variance.size]), view.ghosts)};
+  }
+
   /** Batch statistics from the masked moments; y through batchNormInfer, differentiable in them. */
-  private maskedBatchNormTrain(x: Tensor, mask: Tensor, gamma: Tensor | null, beta: Tensor | null): BatchNormTrainResult {
-    const {mean, variance} = maskedMoments(x, mask, this.channelAxes);
-    const y = batchNormInfer(x, mean, variance, gamma, beta, {axis: this.channelAxes, epsilon: this.epsilon});
+  private maskedBatchNormTrain(view: StatisticsView, gamma: Tensor | null, beta: Tensor | null): BatchNormTrainResult {
+    const {mean, variance} = maskedMoments(view.x, view.mask as Tensor, view.axes, view.maskAxes);
+    const y = batchNormInfer(view.x, mean, variance, gamma, beta, {axis: view.axes, epsilon: this.epsilon});
     return {y, mean: reshape(mean, [mean.size]), variance: reshape(variance, [variance.size])};
   }
 
-  /** moving = moving·momentum + batch·(1 − momentum), the tfjs / Keras 3 convention. */
-  private updateMovingAverage(moving: LayerVariable, batch: Tensor): void {
-    const m = this.momentum;
-    moving.write(add(mul(moving.read(), m), mul(reshape(batch, moving.shape as number[]), 1 - m)));
+  /** Moves the moving statistics (and renorm's, with renorm) toward this step's batch statistics. */
+  private updateStatistics(mean: Tensor, variance: Tensor): void {
+    if (this.renormState != null) {
+      updateRenormStatistics(mean, variance, this.renormState, this.movingMean, this.movingVariance, this.renormSettings());
+    } else {
+      updateMovingAverage(this.movingMean, mean, this.momentum);
+      updateMovingAverage(this.movingVariance, variance, this.momentum);
+    }
   }
 
-  /** Weight names in the stock order: gamma (if scale), beta (if center), moving_mean, moving_variance. */
+  private renormSettings(): RenormSettings {
+    return {clipping: this.renormClipping, renormMomentum: this.renormMomentum, momentum: this.momentum, epsilon: this.epsilon};
+  }
+
+  /** Weight names in the stock order: gamma (if scale), beta (if center), moving_mean, moving_variance; then renorm's. */
   private weightNames(): string[] {
-    return [...(this.scale ? ['gamma'] : []), ...(this.center ? ['beta'] : []), 'moving_mean', 'moving_variance'];
+    return [...(this.scale ? ['gamma'] : []), ...(this.center ? ['beta'] : []), 'moving_mean', 'moving_variance',
+      ...(this.renorm ? RENORM_WEIGHT_NAMES : []), ...(hasSchedule(this.renormClipping) ? [RENORM_STEP_WEIGHT_NAME] : [])];
+  }
+
+  /** The shape of each weight, in weightNames() order: the per-channel shape, [] for the step counter. */
+  private weightShapes(): number[][] {
+    return this.weightNames().map(name => (name === RENORM_STEP_WEIGHT_NAME ? [] : this.weightShape));
   }
 
   /** Checks a weights list against the variables' shapes (every weight is float32): count, then each tensor. */
