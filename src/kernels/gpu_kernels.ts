@@ -26,13 +26,13 @@ export const GRADIENT_STATS = 6;
 
 /** One pass of a kernel; each backend turns it into a shader program. */
 export type Pass =
-  /** Per lane: (mean of x − s, biased variance). Inputs: x. */
+  /** Per lane: the mean of x − s and x's spread (variance, or on webgl its root); per channel: s. Inputs: x. */
   | {kind: 'momentPartials'; plan: LanePlan}
   /** Per channel: MOMENT_STATS values. Inputs: partials, gamma, beta. */
   | {kind: 'momentMerge'; plan: LanePlan; epsilon: number}
   /** y = ((x − s) − (mean − s))·scale + β. Inputs: x, stats. */
   | {kind: 'normalize'; plan: LanePlan}
-  /** Per lane: (mean of x − s, mean of dy, mean of dy·(x − lane mean)). Inputs: dy, x. */
+  /** Per lane: means of x − s, dy and dy·(x − lane mean) (and on half-float webgl x's spread). Inputs: dy, x. */
   | {kind: 'gradientPartials'; plan: LanePlan}
   /** Per channel: GRADIENT_STATS values. Inputs: partials, gamma, variance, dmean, dvariance. */
   | {kind: 'gradientMerge'; plan: LanePlan; epsilon: number}
