@@ -51,6 +51,21 @@ export interface Machine {
   skipped: string[];
   /** 1-minute load average at the start and the end of the run: above the core count, other processes competed. */
   loadAverage: number[];
+  /** Browser runs: the browser, its WebGL renderer, WebGPU adapter and wasm build. */
+  browser?: string;
+}
+
+/** One model's training epoch in the convnet benchmark. */
+export interface ConvnetResult {
+  backend: string;
+  /** No normalization (no biases), no normalization with biases, the stock layer, or ours (workloads.ts). */
+  variant: 'none' | 'biases' | 'stock' | 'ours';
+  /** Median epoch time. */
+  epochMs: number;
+  /** Timed epochs. */
+  epochs: number;
+  /** Images in the epoch. */
+  images: number;
 }
 
 /** A target of issue 4 and whether this run meets it. */
@@ -101,6 +116,18 @@ function find(rows: Row[], backend: string, shape: string, mode: Mode): Row | un
   return rows.find(r => r.backend === backend && r.shape === shape && r.mode === mode);
 }
 
+/** Channels-first within 1.5× of channels-last, training and inference, on one backend. */
+function layoutChecks(rows: Row[], backend: string): TargetCheck[] {
+  return (['training', 'inference'] as Mode[]).map(mode => {
+    const last = find(rows, backend, 'nhwc', mode)?.ours.medianMs;
+    const first = find(rows, backend, 'nchw', mode)?.ours.medianMs;
+    const value = last != null && first != null ? first / last : undefined;
+    return {target: `${backend} ${mode}: channels-first within 1.5× of channels-last`,
+      measured: value == null ? 'not measured' : `${value.toFixed(2)}× (${fmtMs(first)} vs ${fmtMs(last)} ms)`,
+      met: value == null ? null : value <= 1.5};
+  });
+}
+
 /** Checks the targets of issue 4 against this run (null: not measured in this run). */
 export function checkTargets(rows: Row[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -120,16 +147,7 @@ export function checkTargets(rows: Row[]): TargetCheck[] {
     checks.push({target: `${backend} training peak bytes ≤ 0.4× stock`, measured: value == null ? 'not measured' : `${value.toFixed(2)}×`,
       met: value == null ? null : value <= 0.4});
   }
-  for (const backend of ['cpu', 'wasm']) {
-    for (const mode of ['training', 'inference'] as Mode[]) {
-      const last = find(rows, backend, 'nhwc', mode)?.ours.medianMs;
-      const first = find(rows, backend, 'nchw', mode)?.ours.medianMs;
-      const value = last != null && first != null ? first / last : undefined;
-      checks.push({target: `${backend} ${mode}: channels-first within 1.5× of channels-last`,
-        measured: value == null ? 'not measured' : `${value.toFixed(2)}× (${fmtMs(first)} vs ${fmtMs(last)} ms)`,
-        met: value == null ? null : value <= 1.5});
-    }
-  }
+  for (const backend of ['cpu', 'wasm']) checks.push(...layoutChecks(rows, backend));
   for (const backend of ['cpu', 'wasm']) {
     const ms = find(rows, backend, 'nhwc', 'training')?.ours.medianMs;
     checks.push({target: `stretch: ${backend} training step ≤ 10 ms (4× the 2.6 ms C loop)`,
@@ -172,8 +190,58 @@ export function markdownMachine(m: Machine): string {
       ` (wasm backend: SIMD ${m.wasmSimd ? 'on' : 'off'}, threads ${m.wasmThreads ? 'on' : 'off'}).`,
     `Run: ${m.date}, commit ${m.commit}, \`npm run bench${m.options ? ` -- ${m.options}` : ''}\`; ` +
       `load average ${m.loadAverage.join(' → ')} on ${m.cores} cores${Math.max(...m.loadAverage) > m.cores ? ' (busy: other processes competed, times are noisier)' : ''}.`,
+    ...(m.browser ? [`Browser: ${m.browser}.`] : []),
     ...m.skipped.map(s => `Skipped: ${s}.`),
   ].join('\n');
+}
+
+/** What batch norm adds to a convnet epoch, per backend, as Markdown. */
+export function markdownConvnet(results: ConvnetResult[]): string {
+  const lines = ['| backend | images | no normalization ms | (with biases) ms | stock layer ms | ours ms | stock adds | ours adds | ours / stock added |',
+    '|---|---|---|---|---|---|---|---|---|'];
+  for (const backend of [...new Set(results.map(r => r.backend))]) {
+    const ms = (variant: ConvnetResult['variant']) => results.find(r => r.backend === backend && r.variant === variant)?.epochMs;
+    const none = ms('none');
+    const added = (v?: number) => (v == null || none == null ? undefined : v - none);
+    const percent = (v?: number) => (v == null || none == null ? '–' : `${((100 * v) / none).toFixed(0)}%`);
+    const stock = added(ms('stock'));
+    const ours = added(ms('ours'));
+    const images = results.find(r => r.backend === backend)?.images ?? '–';
+    lines.push(`| ${backend} | ${images} | ${fmtMs(none)} | ${fmtMs(ms('biases'))} | ${fmtMs(ms('stock'))} | ${fmtMs(ms('ours'))} | ${percent(stock)} | ${percent(ours)} | ` +
+      `${stock == null || ours == null || stock <= 0 ? '–' : (ours / stock).toFixed(2)} |`);
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Issue 13's targets measurable in a browser run: kernels per training step and inference (the
+ * ≤ 12 / ≤ 3 targets also depend on issue 14's work), inference no slower than stock, channels-first
+ * as fast as channels-last, and what batch norm adds to a convnet epoch (ours ≤ half of stock's).
+ */
+export function checkBrowserTargets(rows: Row[], convnetResults: ConvnetResult[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  for (const backend of [...new Set(rows.map(r => r.backend))].filter(b => b === 'webgl' || b === 'webgpu')) {
+    for (const [mode, most] of [['training', 12], ['inference', 3]] as Array<[Mode, number]>) {
+      const kernels = find(rows, backend, 'nhwc', mode)?.ours.kernels;
+      checks.push({target: `${backend} ${mode}: ≤ ${most} kernels (issue 13; the rest is issue 14's)`,
+        measured: kernels == null ? 'not measured' : `${kernels} kernels`, met: kernels == null ? null : kernels <= most});
+    }
+    const inference = find(rows, backend, 'nhwc', 'inference');
+    const ratio = inference?.stock.medianMs != null && inference.ours.medianMs != null ? inference.stock.medianMs / inference.ours.medianMs : undefined;
+    checks.push({target: `${backend} inference no slower than stock (≥ 1×)`, measured: ratio == null ? 'not measured' :
+      `${ratio.toFixed(2)}× (stock ${fmtMs(inference?.stock.medianMs)} ms, ours ${fmtMs(inference?.ours.medianMs)} ms)`,
+    met: ratio == null ? null : ratio >= 1});
+    checks.push(...layoutChecks(rows, backend));
+  }
+  for (const backend of [...new Set(convnetResults.map(r => r.backend))]) {
+    const ms = (variant: ConvnetResult['variant']) => convnetResults.find(r => r.backend === backend && r.variant === variant)?.epochMs;
+    const [none, stock, ours] = [ms('none'), ms('stock'), ms('ours')];
+    const measured = none != null && stock != null && ours != null;
+    checks.push({target: `${backend} convnet epoch: ours adds ≤ half of what the stock layer adds`,
+      measured: measured ? `ours +${fmtMs(ours - none)} ms, stock +${fmtMs(stock - none)} ms (no normalization ${fmtMs(none)} ms)` : 'not measured',
+      met: measured ? ours - none <= 0.5 * (stock - none) : null});
+  }
+  return checks;
 }
 
 const NOTES = `Times are medians (tinybench, ours and stock interleaved round by round, after warm-up) of one call
@@ -187,14 +255,29 @@ churned through hundreds of MB in the same process). Reference points from issue
 (not measured by this script): a C loop (gcc -O3) doing the same fused passes takes 2.6 ms for the
 [32,32,32,64] training step, PyTorch 1.13 on one thread 15 ms.`;
 
-/** Writes bench/results.json and bench/results.md. */
-export function writeResults(dir: string, machine: Machine, rows: Row[], checks: TargetCheck[]): void {
-  writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify({machine, rows, targets: checks}, null, 2)}\n`);
+/** What a results file holds beyond the rows: its name, notes, extra sections and the targets' title. */
+export interface ResultsFile {
+  /** File name without extension (default `results`). */
+  basename?: string;
+  title?: string;
+  notes?: string;
+  /** Markdown sections (with their headings) after the SIMD table. */
+  sections?: string[];
+  targetsTitle?: string;
+  /** Extra data for the JSON file. */
+  extra?: Record<string, unknown>;
+}
+
+/** Writes bench/<basename>.json and bench/<basename>.md (default: results.json, results.md). */
+export function writeResults(dir: string, machine: Machine, rows: Row[], checks: TargetCheck[], file: ResultsFile = {}): void {
+  const basename = file.basename ?? 'results';
+  writeFileSync(path.join(dir, `${basename}.json`), `${JSON.stringify({machine, rows, ...file.extra, targets: checks}, null, 2)}\n`);
   const simd = markdownSimdTable(rows);
-  const md = ['# Benchmark results', '', markdownMachine(machine), '', markdownTable(rows), '', NOTES, '',
+  const md = [`# ${file.title ?? 'Benchmark results'}`, '', markdownMachine(machine), '', markdownTable(rows), '', file.notes ?? NOTES, '',
     ...(simd ? ['## What the SIMD WebAssembly loops buy (wasm backend, our layer)', '', simd, ''] : []),
-    '## Targets (issue 4 at [32,32,32,64]; issue 14 at the small shapes)', '', markdownTargets(checks), ''].join('\n');
-  writeFileSync(path.join(dir, 'results.md'), md);
+    ...(file.sections ?? []).flatMap(section => [section, '']),
+    `## ${file.targetsTitle ?? 'Targets (issue 4 at [32,32,32,64]; issue 14 at the small shapes)'}`, '', markdownTargets(checks), ''].join('\n');
+  writeFileSync(path.join(dir, `${basename}.md`), md);
 }
 
 /** Notes of stock failures and wrong results, one line each, for the printed output. */

@@ -1,10 +1,12 @@
 /**
- * `npm run bench [-- --quick] [--backend cpu,wasm] [--shape nhwc,nchw] [--write]`
+ * `npm run bench [-- --quick] [--backend cpu,wasm] [--shape nhwc,nchw] [--suite …] [--write] [--browser]`
  *
  * Times this package's batch norm against the stock tf.layers.batchNormalization (issue 4) with
- * tinybench: both contenders in the same process, interleaved round by round, warm-up first,
- * medians of the pooled samples; peak bytes and kernel counts from tf.profile; prints the table
- * and, for a full default run (or with --write), writes bench/results.json and bench/results.md.
+ * tinybench (measure.ts, timing.ts): both contenders in the same process, interleaved round by
+ * round, warm-up first, medians of the pooled samples; peak bytes and kernel counts from tf.profile;
+ * prints the table and, for a full default run (or with --write), writes bench/results.json and
+ * bench/results.md. `--browser` runs the layer rows in headless Chromium instead (browser/host.ts:
+ * webgl, webgpu, threaded wasm, plus a convnet epoch) and writes bench/results-browser.{json,md}.
  */
 import * as os from 'os';
 import {execSync} from 'child_process';
@@ -12,104 +14,30 @@ import {parseArgs} from 'util';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {backendAvailability, BackendName} from '../__tests__/support/backends';
-import {maxRelativeError} from '../__tests__/support/golden';
-import {checkTargets, ContenderResult, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Mode, Row, stockNotes, writeResults} from './report';
+import {BROWSER_BACKENDS, runBrowserBench} from './browser/host';
 import {benchFold, FoldRow, markdownFoldTable, writeFoldResults} from './fold';
-import {FULL, median, Plan, QUICK, timeInterleaved} from './timing';
+import {benchBackend} from './measure';
+import {checkTargets, Machine, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, Row, stockNotes, writeResults} from './report';
+import {FULL, Plan, QUICK} from './timing';
 import {benchVariants, markdownVariantTable, VariantRow, variantTargetSummary, writeVariantResults} from './variants';
-import {BenchShape, Contender, ContenderName, Inputs, inferenceStep, makeContender, makeInputs, SHAPES, trainingStep} from './workloads';
+import {BenchShape, SHAPES} from './workloads';
 
-/** Beyond this relative difference (|a−b|/(1+|b|)) from ours, the stock layer's results count as wrong. */
-const AGREEMENT_TOLERANCE = 1e-3;
-
-type Step = (c: Contender, inputs: Inputs) => tf.Tensor | tf.Tensor[];
-const STEPS: Record<Mode, Step> = {inference: inferenceStep, training: trainingStep};
-
-function errorMessage(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0].slice(0, 160);
-}
-
-/** Runs one step and returns its outputs as plain arrays (then disposes them). */
-function outputsOf(step: Step, c: Contender, inputs: Inputs): Float32Array[] {
-  const out = step(c, inputs);
-  const list = Array.isArray(out) ? out : [out];
-  const values = list.map(t => t.dataSync() as Float32Array);
-  tf.dispose(list);
-  return values;
-}
-
-/**
- * Whether the stock layer runs this step, and agrees with ours. Fresh contenders, so both start
- * from the same weights; a throwing stock layer may leak tensors, which we cannot free.
- */
-function compareWithOurs(mode: Mode, shape: BenchShape, inputs: Inputs): ContenderResult {
-  const ours = makeContender('ours', shape);
-  let stock: Contender | undefined;
-  try {
-    stock = makeContender('stock', shape);
-    const want = outputsOf(STEPS[mode], ours, inputs);
-    const got = outputsOf(STEPS[mode], stock, inputs);
-    const worst = Math.max(...got.map((g, i) => maxRelativeError(g, want[i])));
-    return worst <= AGREEMENT_TOLERANCE ? {status: 'ok'}
-      : {status: 'wrong', note: `max relative difference from ours ${worst.toPrecision(2)} (tolerance ${AGREEMENT_TOLERANCE})`};
-  } catch (e) {
-    return {status: 'fails', note: `throws: ${errorMessage(e)}`};
-  } finally {
-    ours.dispose();
-    stock?.dispose();
-  }
-}
-
-/** Times `names` on one (shape, mode), interleaved round by round, and profiles one call of each. */
-async function measure(names: ContenderName[], mode: Mode, shape: BenchShape, inputs: Inputs, plan: Plan):
-    Promise<Map<ContenderName, ContenderResult>> {
-  const contenders = names.map(name => makeContender(name, shape));
-  const step = STEPS[mode];
-  try {
-    const timed = timeInterleaved(contenders.map(c => ({name: c.name, run: () => tf.dispose(step(c, inputs))})), plan);
-    const results = new Map<ContenderName, ContenderResult>();
-    for (const c of contenders) {
-      const startBytes = tf.memory().numBytes;
-      const profile = await tf.profile(() => { tf.dispose(step(c, inputs)); });
-      const {samples, leakedTensors} = timed.get(c.name)!;
-      results.set(c.name, {status: 'ok', medianMs: median(samples), samples: samples.length,
-        peakBytes: Math.max(0, profile.peakBytes - startBytes), kernels: profile.kernels.length, leakedTensors});
-    }
-    return results;
-  } finally {
-    for (const c of contenders) c.dispose();
-  }
-}
-
-async function benchBackend(backend: BackendName, shapes: BenchShape[], plan: Plan, rows: Row[]): Promise<void> {
+async function benchNodeBackend(backend: BackendName, shapes: BenchShape[], plan: Plan, rows: Row[]): Promise<void> {
   if (!(await tf.setBackend(backend))) throw new Error(`backend ${backend} failed to initialize`);
   await tf.ready();
-  for (const shape of shapes) {
-    const inputs = makeInputs(shape);
-    try {
-      for (const mode of ['inference', 'training'] as Mode[]) {
-        const check = compareWithOurs(mode, shape, inputs);
-        const names: ContenderName[] = ['ours', ...(backend === 'wasm' ? ['ours-js' as const] : []),
-          ...(check.status === 'fails' ? [] : ['stock' as const])];
-        const measured = await measure(names, mode, shape, inputs, plan);
-        const row: Row = {backend, shape: shape.id, shapeLabel: shape.label, mode, ours: measured.get('ours')!,
-          stock: {...measured.get('stock'), ...check}, ...(measured.has('ours-js') ? {oursJs: measured.get('ours-js')} : {})};
-        rows.push(row);
-        const stock = row.stock.status === 'fails' ? 'fails' : `${row.stock.medianMs!.toFixed(2)} ms${row.stock.status === 'wrong' ? ' (wrong)' : ''}`;
-        const js = row.oursJs ? `, ours with JS loops ${row.oursJs.medianMs!.toFixed(2)} ms` : '';
-        console.log(`  ${backend} ${shape.label} ${mode}: ours ${row.ours.medianMs!.toFixed(2)} ms (${row.ours.samples} samples)${js}, stock ${stock}`);
-      }
-    } finally {
-      tf.dispose([inputs.x, inputs.dy]);
-    }
+  rows.push(...await benchBackend(backend, shapes, plan));
+}
+
+function commitHash(): string {
+  try {
+    return execSync('git rev-parse --short HEAD', {cwd: __dirname, stdio: ['ignore', 'pipe', 'ignore']}).toString().trim();
+  } catch {
+    return 'unknown';  // not a git checkout
   }
 }
 
 async function machineInfo(options: string, skipped: string[], loadBefore: number): Promise<Machine> {
-  let commit = 'unknown';
-  try {
-    commit = execSync('git rev-parse --short HEAD', {cwd: __dirname, stdio: ['ignore', 'pipe', 'ignore']}).toString().trim();
-  } catch { /* not a git checkout: leave unknown */ }
+  const commit = commitHash();
   const wasmFlag = async (flag: string) => {
     try {
       return Boolean(await tf.env().getAsync(flag));
@@ -141,6 +69,7 @@ async function main(): Promise<void> {
     shape: {type: 'string'},
     suite: {type: 'string'},
     write: {type: 'boolean', default: false},
+    browser: {type: 'boolean', default: false},
     help: {type: 'boolean', default: false},
   }});
   if (values.help) {
@@ -148,14 +77,22 @@ async function main(): Promise<void> {
       '  --quick  one short round (a smoke run; numbers are rough)\n' +
       '  --suite  layer: our layer vs the stock one; fold: inference before and after foldBatchNorm;\n' +
       '           variants: training steps with renorm and ghost batches vs plain (default: all)\n' +
-      '  --write  write bench/results.{json,md} even for a quick or partial run (a full run always writes)');
+      '  --write  write bench/results.{json,md} even for a quick or partial run (a full run always writes)\n' +
+      `  --browser  the layer rows in headless Chromium (--backend ${BROWSER_BACKENDS.join(',')}), plus a convnet epoch; ` +
+      'writes bench/results-browser.{json,md}');
+    return;
+  }
+  const shapes = SHAPES.filter(s => listOption(values.shape, SHAPES.map(x => x.id), 'shape').includes(s.id));
+  const plan = values.quick ? QUICK : FULL;
+  const options = process.argv.slice(2).join(' ');
+  if (values.browser) {
+    const backends = listOption(values.backend, BROWSER_BACKENDS, 'backend');
+    const write = !values.quick && values.backend == null && values.shape == null || values.write;
+    await runBrowserBench({backends, shapes, plan, quick: values.quick, options, write: write === true, commit: commitHash()});
     return;
   }
   const backends = listOption(values.backend, ['cpu', 'wasm', 'tensorflow'], 'backend') as BackendName[];
-  const shapes = SHAPES.filter(s => listOption(values.shape, SHAPES.map(x => x.id), 'shape').includes(s.id));
   const suites = listOption(values.suite, ['layer', 'fold', 'variants'], 'suite');
-  const plan = values.quick ? QUICK : FULL;
-  const options = process.argv.slice(2).join(' ');
   const skipped: string[] = [];
   const rows: Row[] = [];
   const foldRows: FoldRow[] = [];
@@ -170,7 +107,7 @@ async function main(): Promise<void> {
       continue;
     }
     console.log(`${backend}:`);
-    if (suites.includes('layer')) await benchBackend(backend, shapes, plan, rows);
+    if (suites.includes('layer')) await benchNodeBackend(backend, shapes, plan, rows);
     if (suites.includes('fold')) foldRows.push(...await benchFold(backend, plan));
     if (suites.includes('variants')) variantRows.push(...await benchVariants(backend, shapes, plan));
   }

@@ -39,29 +39,71 @@ export function median(samples: number[]): number {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** One round's tinybench, the tasks in this round's order, counting the tensors each leaves behind. */
+function roundBench<T extends {name: string; run(): void | Promise<void>}>(tasks: T[], plan: Plan, round: number,
+                                                                            results: Map<string, TaskSamples>): Bench {
+  const bench = new Bench({
+    iterations: plan.minIterations, time: plan.timeMs, warmup: round === 0,
+    warmupIterations: plan.warmupIterations, warmupTime: plan.warmupMs, retainSamples: true, throws: true,
+  });
+  const order = round % 2 === 0 ? tasks : [...tasks].reverse();
+  for (const task of order) {
+    let before = 0;
+    const result = results.get(task.name)!;
+    bench.add(task.name, () => task.run(), {
+      beforeAll: () => { before = tf.memory().numTensors; },
+      afterAll: () => { result.leakedTensors += tf.memory().numTensors - before; },
+    });
+  }
+  return bench;
+}
+
+/** Adds a finished round's samples to the results. */
+function collect(bench: Bench, results: Map<string, TaskSamples>): void {
+  for (const task of bench.tasks) {
+    const result = task.result;
+    if (!('latency' in result) || result.latency.samples == null) throw new Error(`${task.name}: no samples (${result.state})`);
+    results.get(task.name)!.samples.push(...result.latency.samples);
+  }
+}
+
+function emptyResults(tasks: Array<{name: string}>): Map<string, TaskSamples> {
+  return new Map<string, TaskSamples>(tasks.map(t => [t.name, {samples: [], leakedTensors: 0}]));
+}
+
 /** Times the tasks interleaved round by round (see the file comment). */
 export function timeInterleaved(tasks: TimedTask[], plan: Plan): Map<string, TaskSamples> {
-  const results = new Map<string, TaskSamples>(tasks.map(t => [t.name, {samples: [], leakedTensors: 0}]));
+  const results = emptyResults(tasks);
   for (let round = 0; round < plan.rounds; round++) {
-    const bench = new Bench({
-      iterations: plan.minIterations, time: plan.timeMs, warmup: round === 0,
-      warmupIterations: plan.warmupIterations, warmupTime: plan.warmupMs, retainSamples: true, throws: true,
-    });
-    const order = round % 2 === 0 ? tasks : [...tasks].reverse();
-    for (const task of order) {
-      let before = 0;
-      const result = results.get(task.name)!;
-      bench.add(task.name, () => task.run(), {
-        beforeAll: () => { before = tf.memory().numTensors; },
-        afterAll: () => { result.leakedTensors += tf.memory().numTensors - before; },
-      });
-    }
+    const bench = roundBench(tasks, plan, round, results);
     bench.runSync();
-    for (const task of bench.tasks) {
-      const result = task.result;
-      if (!('latency' in result) || result.latency.samples == null) throw new Error(`${task.name}: no samples (${result.state})`);
-      results.get(task.name)!.samples.push(...result.latency.samples);
-    }
+    collect(bench, results);
+  }
+  return results;
+}
+
+/** One timed task that completes asynchronously (a GPU step that waits for its results). */
+export interface AsyncTimedTask {
+  name: string;
+  run(): Promise<void>;
+}
+
+/**
+ * timeInterleaved for tasks that complete asynchronously: each sample lasts until the task's promise
+ * settles. Leaks are counted around each call (tinybench's task hooks do not bracket async
+ * iterations reliably: they showed tensors freed by other tasks).
+ */
+export async function timeInterleavedAsync(tasks: AsyncTimedTask[], plan: Plan): Promise<Map<string, TaskSamples>> {
+  const results = emptyResults(tasks);
+  const counted = tasks.map(task => ({name: task.name, run: async () => {
+    const before = tf.memory().numTensors;
+    await task.run();
+    results.get(task.name)!.leakedTensors += tf.memory().numTensors - before;
+  }}));
+  for (let round = 0; round < plan.rounds; round++) {
+    const bench = roundBench(counted, plan, round, emptyResults(tasks));
+    await bench.run();
+    collect(bench, results);
   }
   return results;
 }

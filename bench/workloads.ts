@@ -4,6 +4,7 @@
  * step are timed with exactly the same code for both.
  */
 import * as tf from '@tensorflow/tfjs';
+import {buildModel, convnet, IMAGE_SIZE} from '../examples/mnist_model';
 import {batchNormalization} from '../src';
 import {SIMD_FLAG} from '../src/kernels/simd';
 import {channelCount, normalizeAxes} from '../src/ops/channel_axes';
@@ -136,4 +137,33 @@ export function trainingStep(c: Contender, {x, dy}: Inputs): tf.Tensor[] {
   // The layer reads its own variables; passing the same tensors as arguments makes tf.grads
   // differentiate with respect to them.
   return c.run(() => tf.grads(() => c.apply(x, true))([x, ...c.trainable()], dy));
+}
+
+/**
+ * The convnet-epoch benchmark's models, all the `npm start` convnet: without normalization and
+ * without biases (`none`: the normalized networks minus their batch-norm layers, the baseline),
+ * without normalization with biases (`biases`: the `npm start` baseline, whose bias gradients are
+ * reductions of their own), with the stock layer, with ours.
+ */
+export type ConvnetVariant = 'none' | 'biases' | 'stock' | 'ours';
+export const CONVNET_VARIANTS: ConvnetVariant[] = ['none', 'biases', 'stock', 'ours'];
+
+/** The learning rate of the convnet benchmark's SGD (the timing does not depend on it). */
+const CONVNET_LEARNING_RATE = 0.1;
+
+/** One of the convnet benchmark's models, compiled. */
+export function convnetModel(variant: ConvnetVariant): tf.Sequential {
+  if (variant !== 'none') return buildModel(variant === 'biases' ? 'none' : variant, CONVNET_LEARNING_RATE);
+  const model = convnet(null, {useBias: false});
+  model.compile({optimizer: tf.train.sgd(CONVNET_LEARNING_RATE), loss: 'categoricalCrossentropy'});
+  return model;
+}
+
+/** Deterministic MNIST-sized images and one-hot labels for the convnet (the timing does not depend on the values). */
+export function convnetData(samples: number): {xs: tf.Tensor4D; ys: tf.Tensor2D} {
+  const classes = 10;
+  return tf.tidy(() => ({
+    xs: tf.randomNormal([samples, IMAGE_SIZE, IMAGE_SIZE, 1], 0, 1, 'float32', 4) as tf.Tensor4D,
+    ys: tf.oneHot(tf.randomUniform([samples], 0, classes, 'int32', 5) as tf.Tensor1D, classes).toFloat() as tf.Tensor2D,
+  }));
 }

@@ -29,16 +29,18 @@ const NORMALIZATION_ARGS = {momentum: 0.9};
  * conv3x3(16) → [norm] → relu → maxpool → conv3x3(32) → [norm] → relu → maxpool → dense(64) →
  * [norm] → relu → dense(10), with `normalization` making each [norm]. The same seeds for every run,
  * so all models start from the same weights. Before a normalization layer a bias is redundant (beta
- * takes its place), so it is dropped.
+ * takes its place), so it is dropped (`useBias` overrides that: the browser benchmark also times the
+ * network without normalization and without biases, which differs from the normalized ones by the
+ * batch-norm layers alone).
  */
-export function convnet(normalization: NormalizationFactory): tf.Sequential {
+export function convnet(normalization: NormalizationFactory, {useBias = normalization == null} = {}): tf.Sequential {
   const model = tf.sequential();
   const withNorm = (layer: tf.layers.Layer) => {
     model.add(layer);
     if (normalization != null) model.add(normalization());
     model.add(tf.layers.activation({activation: 'relu'}));
   };
-  const common = {useBias: normalization == null};
+  const common = {useBias};
   withNorm(tf.layers.conv2d({inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1], filters: 16, kernelSize: 3, ...common,
     kernelInitializer: tf.initializers.glorotUniform({seed: SEED})}));
   model.add(tf.layers.maxPooling2d({poolSize: 2}));

@@ -9,11 +9,13 @@ import {batchNormTrainGradConfig} from './gradients/batch_norm_train_grad';
 import {batchNormTrainGradGradConfig} from './gradients/batch_norm_train_grad_grad';
 import {cpuKernels} from './kernels/cpu';
 import {wasmKernels} from './kernels/wasm';
+import {webglKernels} from './kernels/webgl';
+import {webgpuKernels} from './kernels/webgpu';
 
-const kernels: KernelConfig[] = [...cpuKernels, ...wasmKernels];
+const kernels: KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webglKernels, ...webgpuKernels];
 const gradients: GradConfig[] = [batchNormTrainGradConfig, batchNormTrainGradGradConfig, batchNormInferGradConfig];
 
-/** Registers the fused cpu/wasm kernels and the gradients (safe to call more than once). */
+/** Registers the fused cpu/wasm/webgl/webgpu kernels and the gradients (safe to call more than once). */
 export function registerBatchNorm(): void {
   for (const config of kernels) {
     if (getKernel(config.kernelName, config.backendName) == null) registerKernel(config);

@@ -7,6 +7,9 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import {maxRelativeError} from './compare';
+
+export {maxRelativeError};
 
 /**
  * One reference case (the fields of ../shared/golden/README.md): `x`, `dy`, `gamma`, `beta` and the
@@ -71,17 +74,6 @@ export function loadGoldenCases(): GoldenCase[] {
 export function goldenTolerance(c: GoldenCase): number {
   const name = c.name.startsWith(SHARED_PREFIX) ? c.name.slice(SHARED_PREFIX.length) : c.name;
   return name === 'large_offset' || name === 'tiny_spread' ? 1e-3 : 1e-4;
-}
-
-/** Largest |got − want| / (1 + |want|) over all elements (Infinity on a length mismatch or NaN). */
-export function maxRelativeError(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  if (got.length !== want.length) return Infinity;
-  let worst = 0;
-  for (let i = 0; i < want.length; i++) {
-    const e = Math.abs(got[i] - want[i]) / (1 + Math.abs(want[i]));
-    if (!(e <= worst)) worst = Number.isNaN(e) ? Infinity : e;
-  }
-  return worst;
 }
 
 /**

@@ -1,13 +1,15 @@
 /**
  * The SIMD WebAssembly loops (simd.wat, compiled into simd_binary.ts) for the tfjs wasm backend.
  * The module imports the backend's own WebAssembly.Memory, so it reads x and dy and writes y and dx
- * where tfjs keeps them, with no copies. Where that is impossible (no WebAssembly SIMD, a shared
- * memory from the multi-threaded build, synchronous compilation refused), or when the
- * TFJS_BATCHNORM_WASM_SIMD flag is false, the plain JS loops run instead over the same memory.
+ * where tfjs keeps them, with no copies. tfjs's multi-threaded build (the default in
+ * cross-origin-isolated pages) has a shared memory, which only a module importing a shared memory
+ * accepts: simd_binary.ts holds both variants, built from the one simd.wat. Where neither can run
+ * (no WebAssembly SIMD, synchronous compilation refused), or when the TFJS_BATCHNORM_WASM_SIMD flag
+ * is false, the plain JS loops run instead over the same memory.
  */
 import {env} from '@tensorflow/tfjs-core';
 import {Blocks, jsLoops, Loops} from './loops';
-import {SIMD_WASM_BASE64} from './simd_binary';
+import {SIMD_SHARED_WASM_BASE64, SIMD_WASM_BASE64} from './simd_binary';
 
 /** tf.env() flag: false runs the JS loops on the wasm backend instead of the SIMD ones. */
 export const SIMD_FLAG = 'TFJS_BATCHNORM_WASM_SIMD';
@@ -15,7 +17,10 @@ env().registerFlag(SIMD_FLAG, () => true);
 
 /** The part of the Emscripten module of tfjs-backend-wasm used here (typed structurally). */
 interface EmscriptenModule {
+  /** The exports; they include the memory in the single-threaded builds, which create it. */
   asm?: {memory?: unknown};
+  /** The memory the multi-threaded build creates in JS (shared) and imports. */
+  wasmMemory?: unknown;
   _malloc(bytes: number): number;
   _free(pointer: number): void;
 }
@@ -114,19 +119,32 @@ class SimdLoops implements Loops {
   }
 }
 
-let compiled: WebAssembly.Module | null | undefined;  // undefined: not tried yet; null: unavailable here
+/** Compiled modules, plain and shared-memory: undefined until tried, null where unavailable here. */
+const compiled = new Map<boolean, WebAssembly.Module | null>();
 
-function simdModule(): WebAssembly.Module | null {
-  if (compiled === undefined) {
+function simdModule(shared: boolean): WebAssembly.Module | null {
+  let module = compiled.get(shared);
+  if (module === undefined) {
     try {
-      const bytes = Uint8Array.from(atob(SIMD_WASM_BASE64), ch => ch.charCodeAt(0));
+      const bytes = Uint8Array.from(atob(shared ? SIMD_SHARED_WASM_BASE64 : SIMD_WASM_BASE64), ch => ch.charCodeAt(0));
       // Synchronous: kernels are synchronous. The module is small enough (3 KB) for browsers to allow it.
-      compiled = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+      module = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
     } catch {
-      compiled = null;
+      module = null;
     }
+    compiled.set(shared, module);
   }
-  return compiled;
+  return module;
+}
+
+/** The backend's memory: exported by the single-threaded builds, created in JS by the threaded one. */
+function memoryOf(heap: EmscriptenModule): WebAssembly.Memory | null {
+  const memory = heap.asm?.memory ?? heap.wasmMemory;
+  return memory instanceof WebAssembly.Memory ? memory : null;
+}
+
+function isShared(memory: WebAssembly.Memory): boolean {
+  return typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
 }
 
 const instances = new WeakMap<object, SimdLoops | null>();
@@ -135,14 +153,14 @@ function instanceFor(heap: EmscriptenModule): SimdLoops | null {
   let loops = instances.get(heap);
   if (loops === undefined) {
     loops = null;
-    const module = simdModule();
-    const memory = heap.asm?.memory;
-    if (module != null && memory instanceof WebAssembly.Memory) {
+    const memory = memoryOf(heap);
+    const module = memory == null ? null : simdModule(isShared(memory));
+    if (memory != null && module != null) {
       try {
         const instance = new WebAssembly.Instance(module, {env: {memory}});
         loops = new SimdLoops(memory, heap, instance.exports as unknown as SimdExports);
       } catch {
-        // A shared memory (threaded build) does not match the module's import: keep the JS loops.
+        // The memory does not match the module's import after all: keep the JS loops.
         loops = null;
       }
     }

@@ -3,8 +3,8 @@
  * and runs what it answers:
  *
  *   'fused'      this package's kernel registered for the current backend under the mode's kernel
- *                name (kernel_names.ts): cpu and wasm here, any backend that registers one (webgl,
- *                webgpu) is picked up the same way; for a feature mode, the training kernel does it;
+ *                name (kernel_names.ts): cpu, wasm, webgl and webgpu here (kernels/), any other
+ *                backend that registers one is picked up the same way; for a feature mode, the training kernel does it;
  *   'backend'    the backend's own FusedBatchNorm kernel (tf.batchNorm), inference only;
  *   'composite'  tf ops (batch_norm_composite.ts) with the closed-form gradient in tf ops; for a
  *                feature mode, tf ops around the training forward (train_step.ts).
@@ -28,7 +28,9 @@
  * |------------------------------|--------------|-----------|------------------------------------------|-----------|-------------------------------|
  * | cpu, wasm                    | adjacent     | fused     | fused                                    | composite | in the training kernel        |
  * | cpu, wasm                    | not adjacent | composite | composite                                | composite | tf ops                        |
- * | webgl, webgpu, tensorflow    | any          | composite | backend (rank <= 4), else composite      | composite | tf ops                        |
+ * | webgl, webgpu                | adjacent     | fused     | fused                                    | composite | tf ops around the fused kernel (base interface) |
+ * | webgl, webgpu                | not adjacent | composite | backend (rank <= 4), else composite      | composite | tf ops                        |
+ * | tensorflow                   | any          | composite | backend (rank <= 4), else composite      | composite | tf ops                        |
  * | cpu, wasm + FORCE_COMPOSITE  | any          | composite | backend (rank <= 4, channels last), else composite | composite | tf ops                |
  * | a backend whose kernels declare no features (the base interface) | adjacent | fused | fused | composite | tf ops around the fused kernel |
  *
@@ -41,8 +43,8 @@ import {BatchNormFeature, BatchNormInfer, BatchNormKernelConfig, BatchNormTrain,
 import {axesAreAdjacent} from './channel_axes';
 
 /**
- * tf.env() flag for tests: true makes cpu and wasm behave as a backend without this package's
- * kernels (webgl, webgpu, tensorflow today), so that the tf-ops paths those backends take run and
+ * tf.env() flag for tests: true makes cpu and wasm (and webgl, webgpu) behave as a backend
+ * without this package's kernels (tensorflow today), so that the tf-ops paths those backends take run and
  * are checked on any machine. Default false.
  */
 export const FORCE_COMPOSITE_FLAG = 'TFJS_BATCHNORM_FORCE_COMPOSITE';
