@@ -12,5 +12,7 @@ import '../op_precision.test';
 import '../op_second_order.test';
 import '../op_special_values.test';
 import '../kernels_simd.test';
+import '../gpu_plan.test';
+import '../simd_shared.test';
 import '../train_step.test';
 import '../variants.test';
