@@ -130,6 +130,48 @@ describeEachBackend('recalibrate', () => {
     tf.dispose(data);
     model.dispose();
   });
+
+  test('masked, channels-first (Masking → BatchNorm on axis 1: each time step a channel, masked samples left out)', async () => {
+    const input = tf.input({shape: [5, 3], name: 'input'});
+    const masked = tf.layers.masking({name: 'masking', maskValue: 0}).apply(input);
+    const model = tf.model({inputs: input, outputs: batchNormalization({name: 'bn', axis: 1}).apply(masked) as tf.SymbolicTensor});
+    randomizeBatchNorms(model);
+    const data = batches([5, 3], 20).map((x, b) => tf.tidy(() => {
+      const keep = tf.tensor(Array.from({length: x.shape[0] * 5}, (_, i) => ((i * 5 + b) % 4 === 0 ? 0 : 1)), [x.shape[0], 5, 1]);
+      return tf.mul(x, keep);
+    }));
+    const before = tf.memory().numTensors;
+    await recalibrate(model, data);
+    expect(tf.memory().numTensors).toBe(before);
+    const inputs = inputsOf(model, 'bn', data);
+    // Weight of element (sample, step, feature): 1 where that sample's step has a non-zero feature.
+    const weights = Float64Array.from({length: inputs.values.length}, (_, i) => {
+      const step = Math.floor(i / 3);
+      return [0, 1, 2].some(f => inputs.values[step * 3 + f] !== 0) ? 1 : 0;
+    });
+    expect(weights.includes(0)).toBe(true);
+    expectPopulationStatistics(model, 'bn', inputs, [1], weights);
+    tf.dispose(data);
+    model.dispose();
+  });
+
+  test('Batch Renormalization: moving_stddev becomes √(variance + ε), consistent with the recalibrated moving_variance', async () => {
+    const model = tf.sequential({layers: [
+      tf.layers.dense({name: 'dense', inputShape: [4], units: 3, kernelInitializer: tf.initializers.glorotUniform({seed: 7})}),
+      batchNormalization({name: 'bn', renorm: true, epsilon: 0.01}),
+    ]});
+    randomizeBatchNorms(model);
+    const data = batches([4], 30);
+    await recalibrate(model, data);
+    const inputs = inputsOf(model, 'bn', data);
+    expectPopulationStatistics(model, 'bn', inputs, [1]);
+    const read = (name: string) => model.getLayer('bn').weights.find(w => w.originalName.endsWith(name))!.read().dataSync();
+    const variance = read('moving_variance');
+    const stddev = read('moving_stddev');
+    variance.forEach((v, c) => expect(Math.abs(stddev[c] - Math.sqrt(v + 0.01)) / stddev[c]).toBeLessThanOrEqual(STAT_TOLERANCE));
+    tf.dispose(data);
+    model.dispose();
+  });
 }, ['cpu', 'wasm']);
 
 describe('recalibrate [cpu]', () => {

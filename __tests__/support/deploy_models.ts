@@ -13,10 +13,12 @@ function uniform(shape: number[], lo: number, hi: number, seed: number): tf.Tens
 /**
  * Gives every batch-norm layer of the model per-channel weights far from their initial values, so
  * that folding them is visible: gamma in [0.5, 1.5], beta in [−0.5, 0.5], moving mean in [−1, 1],
- * moving variance in [0.3, 2]. Deterministic for a seed.
+ * moving variance in [0.3, 2] (renorm: moving and renorm stddev in [0.5, 1.5], renorm mean in [−1, 1]).
+ * Deterministic for a seed.
  */
 export function randomizeBatchNorms(model: tf.LayersModel, seed = 1): void {
-  const ranges: {[name: string]: [number, number]} = {gamma: [0.5, 1.5], beta: [-0.5, 0.5], moving_mean: [-1, 1], moving_variance: [0.3, 2]};
+  const ranges: {[name: string]: [number, number]} = {gamma: [0.5, 1.5], beta: [-0.5, 0.5], moving_mean: [-1, 1], moving_variance: [0.3, 2],
+    moving_stddev: [0.5, 1.5], renorm_mean: [-1, 1], renorm_stddev: [0.5, 1.5]};
   batchNormLayersOf(model).forEach(({layer}, i) => {
     const values = layer.weights.map((w, j) => {
       const [lo, hi] = ranges[w.originalName.split('/').pop() as string];

@@ -17,7 +17,7 @@ type Layer = layers.Layer;
 const STOCK_CLASS_NAME = 'BatchNormalization';
 
 /** The four per-channel weights of a batch-norm layer, in their stock names. */
-export type BatchNormWeightName = 'gamma' | 'beta' | 'moving_mean' | 'moving_variance';
+export type BatchNormWeightName = 'gamma' | 'beta' | 'moving_mean' | 'moving_variance' | 'moving_stddev';
 
 /** Whether `layer` is a batch-norm layer this module handles: BatchNorm (or a subclass) or the stock layer. */
 export function isBatchNormLayer(layer: Layer): boolean {

@@ -118,7 +118,7 @@ async function layerStatistics(model: LayersModel, found: FoundBatchNorm, pass: 
 }
 
 /** Writes float64 statistics into a moving-statistics variable (float32), keeping channels that saw no value. */
-function writeStatistic(found: FoundBatchNorm, name: 'moving_mean' | 'moving_variance', values: Float64Array): void {
+function writeStatistic(found: FoundBatchNorm, name: 'moving_mean' | 'moving_variance' | 'moving_stddev', values: Float64Array): void {
   const variable = batchNormVariable(found.layer, name);
   if (variable == null) throw new Error(`${FN}: layer ${describeLayer(found.layer, found.path)} has no weight '${name}'`);
   const previous = variable.read().dataSync();
@@ -156,7 +156,7 @@ export async function recalibrate(model: LayersModel, data: RecalibrationData, o
   const start = passes(FN, model, data, checkBatches(options.batches));
   const found = batchNormLayersOf(model);
   // Kept until the end, so that an error leaves every layer as it was.
-  const saved = found.map(f => [batchNormVariable(f.layer, 'moving_mean'), batchNormVariable(f.layer, 'moving_variance')]
+  const saved = found.map(f => (['moving_mean', 'moving_variance', 'moving_stddev'] as const).map(name => batchNormVariable(f.layer, name))
     .map(v => (v == null ? null : {variable: v, value: keep(v.read().clone())})));
   const results: RecalibratedLayer[] = [];
   let done = false;
@@ -166,7 +166,11 @@ export async function recalibrate(model: LayersModel, data: RecalibrationData, o
       const onBatch = async (batches: number) => options.onProgress?.({layer: name, layerIndex, layerCount: found.length, batches});
       const {moments, batches} = await layerStatistics(model, f, await start(), onBatch);
       writeStatistic(f, 'moving_mean', moments.mean);
-      writeStatistic(f, 'moving_variance', moments.variance());
+      const variance = moments.variance();
+      writeStatistic(f, 'moving_variance', variance);
+      // Batch Renormalization keeps the moving standard deviation too, and its next training step
+      // derives moving_variance from it (max(stddev² − ε, 0)): keep the two consistent.
+      if (batchNormVariable(f.layer, 'moving_stddev') != null) writeStatistic(f, 'moving_stddev', variance.map(v => Math.sqrt(v + (f.layer.getConfig().epsilon as number))));
       results.push({layer: name, batches, count: Math.min(...moments.count)});
     }
     done = true;
