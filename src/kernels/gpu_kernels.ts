@@ -5,14 +5,21 @@
  * gpu_plan.ts.
  *
  *   BatchNormTrain      momentPartials → momentMerge → normalize (y), pick (mean), pick (variance)
+ *                       [with the moving update: movingAverage (mean), movingAverage (variance)]
  *   BatchNormTrainGrad  gradientPartials → gradientMerge → gradientApply (dx), pick (dγ), pick (dβ)
  *   BatchNormInfer      infer (y)
  *
  * x and dy are read twice in training (the partial pass and the elementwise pass); every other
  * pass touches per-lane or per-channel data only.
+ *
+ * Beyond the base interface they implement `flexibleParams` (gamma and beta absent or of any
+ * per-channel shape, read as flat views; the statistics inputs likewise) and `movingUpdate` (the
+ * moving statistics updated inside BatchNormTrain from the merge's float32 mean and variance).
+ * Renorm and ghost batches are not implemented here: dispatch.ts composes them in tf ops.
  */
-import type {KernelConfig, KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
-import {BatchNormAttrs, BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../kernel_names';
+import type {KernelFunc, TensorInfo} from '@tensorflow/tfjs-core';
+import {BatchNormExtendedAttrs, BatchNormInfer, BatchNormKernelConfig, BatchNormKernelFeatures, BatchNormTrain, BatchNormTrainAttrs,
+  BatchNormTrainGrad} from '../kernel_names';
 import {LaneLimits, LanePlan, lanePlan} from './gpu_plan';
 
 /**
@@ -41,7 +48,26 @@ export type Pass =
   /** out[c] = stats[c·width + column]. Inputs: stats. */
   | {kind: 'pick'; plan: LanePlan; width: number; column: number}
   /** y = (x − mean)·γ/√(variance + ε) + β with given statistics. Inputs: x, mean, variance, gamma, beta. */
-  | {kind: 'infer'; plan: LanePlan; epsilon: number};
+  | {kind: 'infer'; plan: LanePlan; epsilon: number}
+  /**
+   * out[c] = moving[c]·m + stats[c·MOMENT_STATS + column]·(1 − m), m = momentum, each operand
+   * float32 (as tfjs's Multiply and Add compute it; a GPU compiler may fuse a product and the sum,
+   * see MOVING_UPDATE_ULPS). Inputs: moving (flat), stats.
+   */
+  | {kind: 'movingAverage'; plan: LanePlan; column: number; momentum: number};
+
+/**
+ * The moving update's largest difference from the cpu kernel's (and the tf ops') float32 result,
+ * in units in the last place of the larger of the two rounded products |old·m|, |batch·(1 − m)|:
+ * GLSL ES 3.00 and WGSL let a compiler contract a·b + c into one fused multiply-add, which rounds
+ * once where tfjs rounds twice. Measured on SwiftShader (webgl and webgpu): see
+ * __tests__/browser_kernels.test.ts, which checks this bound.
+ */
+export const MOVING_UPDATE_ULPS = 1;
+
+/** Columns of the moment merge's stats that hold the float32 batch mean and variance (the outputs). */
+const MEAN_COLUMN = 4;
+const VARIANCE_COLUMN = 1;
 
 /** One kernel call's access to the backend: x and dy as the passes read them, and a way to run passes. */
 export interface GpuRun {
@@ -49,7 +75,14 @@ export interface GpuRun {
   views: TensorInfo[];
   /** Runs one pass; the result is a new tensor of the pass's own shape (flat or backend-specific). */
   run(pass: Pass, inputs: TensorInfo[]): TensorInfo;
-  /** Frees an intermediate result of `run`. */
+  /**
+   * A per-channel input (any shape holding one value per channel) as a flat [size] view the passes
+   * read by channel; may allocate (webgl unpacks a packed texture of rank ≠ 1): free it with dispose.
+   */
+  vector(t: TensorInfo): {view: TensorInfo; allocated: boolean};
+  /** A new float32 [size] tensor filled with `value` (uploaded, no shader). */
+  fill(size: number, value: number): TensorInfo;
+  /** Frees an intermediate result of `run`, `vector` or `fill`. */
   dispose(t: TensorInfo): void;
   /** Frees what preparing the views allocated, if anything. */
   release(): void;
@@ -63,8 +96,8 @@ export interface GpuAccess {
   begin(backend: unknown, fullSize: TensorInfo[], plan: LanePlan): GpuRun;
 }
 
-function attrsOf(attrs: unknown): BatchNormAttrs {
-  return attrs as BatchNormAttrs;
+function attrsOf(attrs: unknown): BatchNormTrainAttrs {
+  return attrs as BatchNormTrainAttrs;
 }
 
 function withShape(t: TensorInfo, shape: number[]): TensorInfo {
@@ -98,18 +131,39 @@ function planOf(x: TensorInfo, attrs: unknown, access: GpuAccess): {plan: LanePl
   return {plan: lanePlan(x.shape, axis, access.limits), epsilon};
 }
 
-/** Training-mode forward (inputs x, gamma, beta; outputs y, mean, variance) on a GPU backend. */
+/**
+ * A per-channel input as the passes read it (flexibleParams): a flat view of any per-channel shape,
+ * or `fill` values where it is absent (gamma 1, beta 0).
+ */
+function perChannel(gpu: GpuRun, temp: (t: TensorInfo) => TensorInfo, t: TensorInfo | undefined, channels: number, fill: number): TensorInfo {
+  if (t == null) return temp(gpu.fill(channels, fill));
+  const {view, allocated} = gpu.vector(t);
+  return allocated ? temp(view) : view;
+}
+
+/**
+ * Training-mode forward (inputs x, gamma?, beta?, and with the moving update movingMean,
+ * movingVariance; outputs y, mean, variance, and movingMean', movingVariance' in the moving
+ * statistics' shapes) on a GPU backend.
+ */
 export function gpuTrainKernel(access: GpuAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
-    const {x, gamma, beta} = inputs as {x: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
+    const {x, gamma, beta, movingMean, movingVariance} = inputs as Record<string, TensorInfo | undefined> & {x: TensorInfo};
     const {plan, epsilon} = planOf(x, attrs, access);
+    const {momentum} = attrsOf(attrs);
     return withRun(access, backend, [x], plan, (gpu, temp, out) => {
       const [xs] = gpu.views;
+      const vector = (t: TensorInfo | undefined, fill: number) => perChannel(gpu, temp, t, plan.channels, fill);
       const partials = temp(gpu.run({kind: 'momentPartials', plan}, [xs]));
-      const stats = temp(gpu.run({kind: 'momentMerge', plan, epsilon}, [partials, gamma, beta]));
+      const stats = temp(gpu.run({kind: 'momentMerge', plan, epsilon}, [partials, vector(gamma, 1), vector(beta, 0)]));
       const y = out(gpu.run({kind: 'normalize', plan}, [xs, stats]));
       const pick = (column: number) => out(gpu.run({kind: 'pick', plan, width: MOMENT_STATS, column}, [stats]));
-      return [withShape(y, x.shape), pick(4), pick(1)];
+      const results = [withShape(y, x.shape), pick(MEAN_COLUMN), pick(VARIANCE_COLUMN)];
+      if (movingMean == null) return results;
+      // From the stats the mean and variance outputs were picked from: the same float32 values.
+      const update = (moving: TensorInfo, column: number) => withShape(out(gpu.run({kind: 'movingAverage', plan, column,
+        momentum: momentum as number}, [vector(moving, 0), stats])), moving.shape);
+      return [...results, update(movingMean, MEAN_COLUMN), update(movingVariance as TensorInfo, VARIANCE_COLUMN)];
     });
   };
 }
@@ -122,14 +176,18 @@ export function gpuTrainKernel(access: GpuAccess): KernelFunc {
 export function gpuTrainGradKernel(access: GpuAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
     const {dy, x, gamma, variance, dmean, dvariance} =
-        inputs as {dy: TensorInfo; x: TensorInfo; gamma: TensorInfo; variance: TensorInfo; dmean: TensorInfo; dvariance: TensorInfo};
+        inputs as Record<string, TensorInfo | undefined> & {dy: TensorInfo; x: TensorInfo};
     const {plan, epsilon} = planOf(x, attrs, access);
+    // flexibleParams: dgamma and dbeta in gamma's shape, else paramShape's, else [channels].
+    const paramShape = gamma?.shape ?? (attrs as unknown as BatchNormExtendedAttrs).paramShape ?? [plan.channels];
     return withRun(access, backend, [x, dy], plan, (gpu, temp, out) => {
       const [xs, dys] = gpu.views;
+      const vector = (t: TensorInfo | undefined, fill: number) => perChannel(gpu, temp, t, plan.channels, fill);
       const partials = temp(gpu.run({kind: 'gradientPartials', plan}, [dys, xs]));
-      const stats = temp(gpu.run({kind: 'gradientMerge', plan, epsilon}, [partials, gamma, variance, dmean, dvariance]));
+      const stats = temp(gpu.run({kind: 'gradientMerge', plan, epsilon},
+          [partials, vector(gamma, 1), vector(variance, 0), vector(dmean, 0), vector(dvariance, 0)]));
       const dx = out(gpu.run({kind: 'gradientApply', plan}, [dys, xs, stats]));
-      const pick = (column: number) => out(gpu.run({kind: 'pick', plan, width: GRADIENT_STATS, column}, [stats]));
+      const pick = (column: number) => withShape(out(gpu.run({kind: 'pick', plan, width: GRADIENT_STATS, column}, [stats])), paramShape);
       return [withShape(dx, x.shape), pick(4), pick(5)];
     });
   };
@@ -138,19 +196,27 @@ export function gpuTrainGradKernel(access: GpuAccess): KernelFunc {
 /** Inference-mode forward (inputs x, mean, variance, gamma, beta; output y): one pass. */
 export function gpuInferKernel(access: GpuAccess): KernelFunc {
   return ({inputs, backend, attrs}) => {
-    const {x, mean, variance, gamma, beta} =
-        inputs as {x: TensorInfo; mean: TensorInfo; variance: TensorInfo; gamma: TensorInfo; beta: TensorInfo};
+    const {x, mean, variance, gamma, beta} = inputs as Record<string, TensorInfo | undefined> & {x: TensorInfo};
     const {plan, epsilon} = planOf(x, attrs, access);
-    const [y] = withRun(access, backend, [x], plan, gpu => [gpu.run({kind: 'infer', plan, epsilon}, [gpu.views[0], mean, variance, gamma, beta])]);
+    const [y] = withRun(access, backend, [x], plan, (gpu, temp) => {
+      const vector = (t: TensorInfo | undefined, fill: number) => perChannel(gpu, temp, t, plan.channels, fill);
+      return [gpu.run({kind: 'infer', plan, epsilon}, [gpu.views[0], vector(mean, 0), vector(variance, 0), vector(gamma, 1), vector(beta, 0)])];
+    });
     return withShape(y, x.shape);
   };
 }
 
+/**
+ * The extensions of kernel_names.ts these kernels implement (declared on their configs, read by
+ * dispatch.ts): renorm and ghost batches are composed around them in tf ops.
+ */
+export const GPU_FEATURES: BatchNormKernelFeatures = {flexibleParams: true, movingUpdate: true};
+
 /** The three kernel configs for a GPU backend. */
-export function gpuKernelConfigs(backendName: string, access: GpuAccess): KernelConfig[] {
+export function gpuKernelConfigs(backendName: string, access: GpuAccess): BatchNormKernelConfig[] {
   return [
-    {kernelName: BatchNormTrain, backendName, kernelFunc: gpuTrainKernel(access)},
-    {kernelName: BatchNormTrainGrad, backendName, kernelFunc: gpuTrainGradKernel(access)},
-    {kernelName: BatchNormInfer, backendName, kernelFunc: gpuInferKernel(access)},
+    {kernelName: BatchNormTrain, backendName, kernelFunc: gpuTrainKernel(access), features: GPU_FEATURES},
+    {kernelName: BatchNormTrainGrad, backendName, kernelFunc: gpuTrainGradKernel(access), features: GPU_FEATURES},
+    {kernelName: BatchNormInfer, backendName, kernelFunc: gpuInferKernel(access), features: GPU_FEATURES},
   ];
 }

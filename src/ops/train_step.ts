@@ -90,7 +90,9 @@ function paramInputs(args: CheckedArgs, gamma: Tensor | null, beta: Tensor | nul
     {inputs: Record<string, Tensor>; paramShape?: number[]} {
   if (!flexible) {
     const perChannel = [args.channels];
-    return {inputs: {gamma: gamma == null ? ones(perChannel) : reshape(gamma, perChannel), beta: beta == null ? zeros(perChannel) : reshape(beta, perChannel)}};
+    // No Reshape kernel where they already are [channels] (a layer's variables, mostly).
+    const asChannels = (t: Tensor) => (t.shape.length === 1 && t.shape[0] === args.channels ? t : reshape(t, perChannel));
+    return {inputs: {gamma: gamma == null ? ones(perChannel) : asChannels(gamma), beta: beta == null ? zeros(perChannel) : asChannels(beta)}};
   }
   // dgamma and dbeta take one shape (paramShape): a beta shaped unlike gamma is reshaped to it.
   const paramShape = gamma?.shape ?? beta?.shape ?? [args.channels];

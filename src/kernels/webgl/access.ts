@@ -11,6 +11,7 @@ import {glslProgram, GlslProgram, packedView} from './programs';
 interface WebGLBackend {
   texData: {get(dataId: object): {isPacked?: boolean}};
   runWebGLProgram(program: GlslProgram, inputs: TensorInfo[], outputDtype: 'float32'): TensorInfo;
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
   packTensor(input: TensorInfo): TensorInfo;
   unpackTensor(input: TensorInfo): TensorInfo;
   disposeIntermediateTensorInfo(tensorInfo: TensorInfo): void;
@@ -43,6 +44,15 @@ export const webglAccess: GpuAccess = {
     return {
       views,
       run: (pass, inputs) => gl.runWebGLProgram(glslProgram(pass, format), inputs, 'float32'),
+      // An unpacked texture is row-major whatever its shape, so a flat view reads it by channel (as
+      // tfjs's own Reshape does); a packed one of rank > 1 is laid out by its last two dimensions.
+      vector(t) {
+        if (t.shape.length === 1) return {view: t, allocated: false};
+        const unpack = gl.texData.get(t.dataId).isPacked === true;
+        const data = unpack ? gl.unpackTensor(t) : t;
+        return {view: view(data, [util.sizeFromShape(t.shape)]), allocated: unpack};
+      },
+      fill: (size, value) => gl.makeTensorInfo([size], 'float32', new Float32Array(size).fill(value)),
       dispose: t => gl.disposeIntermediateTensorInfo(t),
       release: () => { for (const t of converted) gl.disposeIntermediateTensorInfo(t); },
     };

@@ -414,6 +414,19 @@ function pick(column: number, plan: LanePlan): GlslProgram {
   };
 }
 
+/** The moving update of one statistic (gpu_kernels.ts's movingAverage pass), m and 1 − m as float32 constants. */
+function movingAverage(plan: LanePlan, column: number, momentum: number, halfFloat: boolean): GlslProgram {
+  return {
+    variableNames: ['moving', 'stats'],
+    outputShape: [plan.channels],
+    userCode: `${storeFunction(halfFloat)}
+    void main() {
+      int c = getOutputCoords();
+      setOutput(store(getMoving(c) * ${glslFloat(Math.fround(momentum))} + getStats(c, ${column}) * ${glslFloat(Math.fround(1 - momentum))}));
+    }`,
+  };
+}
+
 /** The program of a pass. */
 export function glslProgram(pass: Pass, format: TextureFormat): GlslProgram {
   const {halfFloat, packed} = format;
@@ -426,5 +439,6 @@ export function glslProgram(pass: Pass, format: TextureFormat): GlslProgram {
     case 'gradientApply': return gradientApply(pass.plan, packed);
     case 'pick': return pick(pass.column, pass.plan);
     case 'infer': return infer(pass.plan, packed, pass.epsilon);
+    case 'movingAverage': return movingAverage(pass.plan, pass.column, pass.momentum, halfFloat);
   }
 }

@@ -11,6 +11,7 @@ import {wgslProgram, WgslProgram, WgslUniform} from './programs';
 interface WebGPUBackend {
   runWebGPUProgram(program: WgslProgram, inputs: TensorInfo[], outputDtype: 'float32',
                    programDefinedUniform?: WgslUniform[]): TensorInfo;
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo;
   disposeData(dataId: object, force?: boolean): boolean;
 }
 
@@ -32,6 +33,8 @@ export const webgpuAccess: GpuAccess = {
         const {program, uniforms} = wgslProgram(pass);
         return gpu.runWebGPUProgram(program, inputs, 'float32', uniforms);
       },
+      vector: t => ({view: flat(t), allocated: false}),
+      fill: (size, value) => gpu.makeTensorInfo([size], 'float32', new Float32Array(size).fill(value)),
       dispose: t => { gpu.disposeData(t.dataId); },
       release: () => {},
     };

@@ -72,7 +72,7 @@ const GEOMETRY = `
   }`;
 
 function program(key: string, outputSize: number, variableNames: string[], threads: number, body: string,
-                 perWorkgroup = false): WgslProgram {
+                 perWorkgroup = false, uniforms = UNIFORMS): WgslProgram {
   return {
     outputShape: [outputSize],
     shaderKey: `TfjsBatchNorm_${key}`,
@@ -80,7 +80,7 @@ function program(key: string, outputSize: number, variableNames: string[], threa
     // One workgroup per output group for the merge pass, else one thread per item.
     dispatch: [perWorkgroup ? threads : Math.ceil(threads / WORKGROUP), 1, 1],
     variableNames,
-    uniforms: UNIFORMS,
+    uniforms,
     size: true,
     workgroupSize: [perWorkgroup ? MERGE_WORKGROUP : WORKGROUP, 1, 1],
     getUserCode: () => `${GEOMETRY}\n${body}`,
@@ -288,6 +288,18 @@ function pick(plan: LanePlan, width: number, column: number): WgslProgram {
   }`);
 }
 
+/** The moving update's extra uniforms: m and 1 − m (float32, as tfjs's scalars of them). */
+const MOVING_UNIFORMS = `${UNIFORMS} momentum : f32, rest : f32,`;
+
+/** The moving update of one statistic (gpu_kernels.ts's movingAverage pass). */
+function movingAverage(plan: LanePlan, column: number): WgslProgram {
+  return program(`movingAverage_${column}`, plan.channels, ['moving', 'stats'], plan.channels, `
+  fn main(index : i32) {
+    if (index >= uniforms.size) { return; }
+    setOutputAtIndex(index, moving[index] * uniforms.momentum + stats[index * ${MOMENT_STATS} + ${column}] * uniforms.rest);
+  }`, false, MOVING_UNIFORMS);
+}
+
 /** The program of a pass, and the uniform values to run it with. */
 export function wgslProgram(pass: Pass): {program: WgslProgram; uniforms: WgslUniform[]} {
   switch (pass.kind) {
@@ -299,5 +311,7 @@ export function wgslProgram(pass: Pass): {program: WgslProgram; uniforms: WgslUn
     case 'gradientApply': return {program: gradientApply(pass.plan), uniforms: uniformsFor(pass.plan)};
     case 'pick': return {program: pick(pass.plan, pass.width, pass.column), uniforms: uniformsFor(pass.plan)};
     case 'infer': return {program: infer(pass.plan), uniforms: uniformsFor(pass.plan, pass.epsilon)};
+    case 'movingAverage': return {program: movingAverage(pass.plan, pass.column), uniforms: [...uniformsFor(pass.plan),
+      {type: 'float32', data: [pass.momentum]}, {type: 'float32', data: [1 - pass.momentum]}]};
   }
 }
