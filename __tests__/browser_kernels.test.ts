@@ -11,8 +11,10 @@ import type {Browser, Page} from 'playwright-core';
 import type {HalfFloatResult, KernelLab, ProblemResult, WasmInfo} from './browser_kernels/page';
 import {bundlePage, launchChromium, PageServer, servePages, WASM_DIR} from './support/chromium';
 import {goldenTolerance, loadGoldenCases, maxRelativeError} from './support/golden';
-import {answers, BrowserProblem, fromJson, goldenProblem, makeProblem, ProblemAnswers, ProblemSpec, toJson} from './support/browser_problems';
-import {refTrain, refTrainGrad} from './support/reference';
+import {answers, BrowserProblem, fromJson, goldenProblem, makeProblem, ProblemAnswers, ProblemSpec, STEP_MOMENTUM, toJson,
+  trainAnswers} from './support/browser_problems';
+import {MOVING_UPDATE_ULPS} from '../src/kernels/gpu_kernels';
+import {refMovingUpdate, refMovingUpdateFloat32, refTrain, refTrainGrad} from './support/reference';
 
 const LAB_DIR = join(__dirname, 'browser_kernels');
 const BUNDLE_DIR = join(__dirname, 'artifacts', 'browser_kernels');
@@ -24,8 +26,8 @@ const BUNDLE_DIR = join(__dirname, 'artifacts', 'browser_kernels');
  * gradients arriving at the mean and variance outputs.
  */
 const SPECS: ProblemSpec[] = [
-  {name: 'nhwc, 512 values per channel', shape: [8, 8, 8, 6], axis: -1, offset: 3, spread: 2, statsGradients: true},
-  {name: 'nchw, 1024 values per channel', shape: [4, 5, 16, 16], axis: 1, offset: -1, spread: 3, statsGradients: true,
+  {name: 'nhwc, 512 values per channel', shape: [8, 8, 8, 6], axis: -1, offset: 3, spread: 2, statsGradients: true, masked: true},
+  {name: 'nchw, 1024 values per channel', shape: [4, 5, 16, 16], axis: 1, offset: -1, spread: 3, statsGradients: true, masked: true,
     gradients: 'tape', inferGradients: true},
   {name: 'runs of 2 (inner = 2), x packed and dy not', shape: [32, 5, 2], axis: 1, offset: 0.5, statsGradients: true, layout: 'mixed'},
   {name: 'rank 6, axes [2, 3]', shape: [2, 3, 2, 4, 3, 5], axis: [2, 3], spread: 2, statsGradients: true},
@@ -33,7 +35,7 @@ const SPECS: ProblemSpec[] = [
   {name: 'large offset 1e4 ± 0.5, 1024 values per channel', shape: [1024, 3], axis: -1, offset: 1e4, spread: 0.5, statsGradients: true},
   {name: '4096 values per channel', shape: [4096, 1], axis: -1, offset: 2, spread: 4},
   {name: 'wide spread ± 1000 (float32 statistics do not saturate)', shape: [64, 4], axis: -1, spread: 1000},
-  {name: 'no gamma, no beta', shape: [6, 4, 7], axis: -1, affine: false, statsGradients: true, gradients: 'tape'},
+  {name: 'no gamma, no beta', shape: [6, 4, 7], axis: -1, affine: false, statsGradients: true, gradients: 'tape', masked: true},
   {name: 'unpacked x and dy, odd last dimensions', shape: [3, 5, 7, 9], axis: 1, offset: 1, statsGradients: true, layout: 'unpacked'},
   {name: 'one value per channel', shape: [1, 5], axis: -1, offset: 2},
   {name: 'constant channels at 3e4', shape: [16, 3], axis: -1, offset: 3e4, spread: 0},
@@ -128,6 +130,39 @@ const HALF_RANGES: Array<[number, number]> = [[100, 1], [10, 1], [0, 1], [1000, 
 /** Beyond the half-float range of the variance (a spread above 256; at 1e4 values reach ±6e4): it saturates at 65504. */
 const HALF_SATURATED: Array<[number, number]> = [[0, 300], [0, 1e4]];
 const HALF_SHAPE = [16, 8, 8, 16];
+
+/**
+ * The GPU moving update against the float32 formula of kernel_names.ts applied to the kernel's own
+ * mean and variance outputs, fround(fround(old·m) + fround(batch·fround(1 − m))): GLSL and WGSL
+ * compilers may contract a·b + c into a fused multiply-add (one rounding instead of two), so this is
+ * not guaranteed bit for bit. Measured on SwiftShader: 0 ulps, bit for bit, on webgl and webgpu
+ * (every step problem, momentum 0.99); the bound is gpu_kernels.ts's MOVING_UPDATE_ULPS = 1, in
+ * units in the last place of the larger rounded product (a fused multiply-add skips one product's
+ * rounding, at most half of that unit, and the final rounding can then go the other way).
+ */
+const MOVING_ULPS = MOVING_UPDATE_ULPS;
+
+/** The float32 unit in the last place at |v| (normal numbers; the subnormal spacing below). */
+function ulp32(v: number): number {
+  const a = Math.abs(v);
+  return a < 2 ** -126 ? 2 ** -149 : 2 ** (Math.floor(Math.log2(a)) - 23);
+}
+
+/**
+ * Worst |got − want| in ulps of max(|fround(old·m)|, |fround(batch·(1 − m))|) (see MOVING_ULPS);
+ * NaN where both are NaN counts 0.
+ */
+function movingUlps(got: number[], old: number[], batch: number[], momentum: number): number {
+  const want = refMovingUpdateFloat32(old, batch, momentum);
+  let worst = 0;
+  for (let c = 0; c < want.length; c++) {
+    if (Number.isNaN(want[c]) && Number.isNaN(got[c])) continue;
+    const scale = Math.max(Math.abs(Math.fround(old[c] * Math.fround(momentum))), Math.abs(Math.fround(batch[c] * Math.fround(1 - momentum))));
+    const e = Math.abs(got[c] - want[c]) / ulp32(scale);
+    if (!(e <= worst)) worst = Number.isFinite(e) ? e : Infinity;
+  }
+  return worst;
+}
 
 describe('fused kernels in Chromium', () => {
   let browser: Browser | undefined;
@@ -228,7 +263,71 @@ describe('fused kernels in Chromium', () => {
       }
     });
 
-    test('no tensor, texture or buffer outlives a training step and an inference (tf.memory before and after)', async () => {
+    const stepProblems = all.filter(p => p.step);
+    const maskedProblems = all.filter(p => p.masked);
+
+    test(`the layer's training step is one kernel on ${backend} (moving update inside BatchNormTrain), as on cpu`, () => {
+      for (const p of stepProblems) {
+        expect([p.name, gpu.get(p.name)!.step!.kernels]).toEqual([p.name, ['TfjsBatchNorm_BatchNormTrain']]);
+        expect([p.name, cpu.get(p.name)!.step!.kernels]).toEqual([p.name, ['TfjsBatchNorm_BatchNormTrain']]);
+      }
+    });
+
+    test(`the moving update is the float32 formula on the kernel's own mean and variance within ${MOVING_ULPS} ulp, ` +
+        `and matches float64 and cpu within ${GPU_TOLERANCE}`, () => {
+      let worstUlps = 0;
+      for (const p of stepProblems) {
+        const step = gpu.get(p.name)!.step!;
+        const ulps = Math.max(movingUlps(step.movingMean, p.movingMean, step.mean, STEP_MOMENTUM),
+            movingUlps(step.movingVariance, p.movingVariance, step.variance, STEP_MOMENTUM));
+        worstUlps = Math.max(worstUlps, ulps);
+        expect([p.name, ulps <= MOVING_ULPS]).toEqual([p.name, true]);
+        const want = trainAnswers(p, false);
+        const cpuStep = cpu.get(p.name)!.step!;
+        for (const [got, old, batch, onCpu] of [[step.movingMean, p.movingMean, want.mean, cpuStep.movingMean],
+          [step.movingVariance, p.movingVariance, want.variance, cpuStep.movingVariance]]) {
+          expect([p.name, error(got, refMovingUpdate(old, batch, STEP_MOMENTUM)) <= GPU_TOLERANCE]).toEqual([p.name, true]);
+          expect([p.name, error(got, onCpu) <= GPU_TOLERANCE]).toEqual([p.name, true]);
+        }
+      }
+      if (process.env.MEASURE) console.log(backend, 'moving update: worst', worstUlps, 'ulps from the float32 formula');
+    });
+
+    test(`the step with [channels, 1] gamma, beta and moving statistics (flexibleParams): outputs, gradients and inference ` +
+        `within ${GPU_TOLERANCE} of float64, gradients and updates in the inputs' shape`, () => {
+      for (const p of stepProblems) {
+        const step = gpu.get(p.name)!.step!;
+        const want = trainAnswers(p, false);
+        const channels = want.mean.length;
+        const checks: Array<[string, number[], ArrayLike<number>]> = [['y', step.y, want.y], ['mean', step.mean, want.mean],
+          ['variance', step.variance, want.variance], ['dx', step.dx, want.dx], ['inferY', step.inferY, answers(p).inferY],
+          ...(p.gamma == null ? [] : [['dgamma', step.dgamma, want.dgamma] as [string, number[], Float64Array]]),
+          ...(p.beta == null ? [] : [['dbeta', step.dbeta, want.dbeta] as [string, number[], Float64Array]])];
+        for (const [name, got, w] of checks) expect([p.name, name, error(got, w) <= GPU_TOLERANCE]).toEqual([p.name, name, true]);
+        expect([p.name, step.shapes]).toEqual([p.name, {movingMean: [channels, 1], dgamma: p.gamma == null ? [] : [channels, 1]}]);
+      }
+    });
+
+    test(`masked training (a Keras mask): outputs, statistics and the gradients of x, gamma, beta match float64 and cpu within ${GPU_TOLERANCE}`, () => {
+      expect(maskedProblems.length).toBeGreaterThanOrEqual(3);
+      const worst = {float64: 0, cpu: 0};
+      for (const p of maskedProblems) {
+        const got = gpu.get(p.name)!.masked!;
+        const onCpu = cpu.get(p.name)!.masked!;
+        const want = trainAnswers(p, true);
+        const outputs = (['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'] as const)
+          .filter(o => !((p.gamma == null && o === 'dgamma') || (p.beta == null && o === 'dbeta')));
+        for (const o of outputs) {
+          const [vsFloat64, vsCpu] = [error(got[o], want[o]), error(got[o], onCpu[o])];
+          worst.float64 = Math.max(worst.float64, vsFloat64);
+          worst.cpu = Math.max(worst.cpu, vsCpu);
+          expect([p.name, o, vsFloat64 <= GPU_TOLERANCE, vsCpu <= GPU_TOLERANCE]).toEqual([p.name, o, true, true]);
+        }
+      }
+      if (process.env.MEASURE) console.log(backend, 'masked: worst vs float64', worst.float64, 'vs cpu', worst.cpu);
+    });
+
+    test('no tensor, texture or buffer outlives a training step, the layer\'s step, masked training and an inference (tf.memory before and after)', async () => {
       const p = all[0];
       const {before, after, holding} =
           await page.evaluate(([problem, b]) => (window.kernelLab as KernelLab).memory(problem, b), [p, backend] as const);

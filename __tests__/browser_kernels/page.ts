@@ -12,7 +12,9 @@ import '@tensorflow/tfjs-backend-webgpu';
 import {setThreadsCount, setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import {BATCH_NORM_TRAIN_GRAD_KERNEL, batchNormalization, batchNormInfer, batchNormTrain} from '../../src';
 import {simdLoopsAvailable} from '../../src/kernels/simd';
-import {BrowserProblem as Problem, fromJson, toJson} from '../support/browser_problems';
+import {trainStep} from '../../src/ops/train_step';
+import {checkCommon} from '../../src/ops/validate';
+import {BrowserProblem as Problem, fromJson, maskOf, STEP_MOMENTUM, toJson} from '../support/browser_problems';
 
 /** What a backend computed for a problem. */
 export interface ProblemResult {
@@ -27,6 +29,43 @@ export interface ProblemResult {
   kernels: {train: string[]; trainGrads: string[]; infer: string[]};
   /** On webgl: whether x and dy were packed textures when the kernels ran. */
   packed: {x: boolean; dy: boolean};
+  /** The layer's training step (problems with `step`), else null. */
+  step: StepResult | null;
+  /** Masked training (problems with `masked`), else null. */
+  masked: MaskedResult | null;
+}
+
+/**
+ * The layer's training step as BatchNorm runs it (ops/train_step.ts: the moving update inside the
+ * training kernel where the backend's kernel declares it, else tf ops around it), with gamma, beta
+ * and the moving statistics shaped [channels, 1] (flexibleParams; on webgl in the problem's layout,
+ * packed or not), momentum STEP_MOMENTUM; the gradients of Σy·dy for x, gamma, beta through the
+ * tape; inference with the same [channels, 1] tensors.
+ */
+export interface StepResult {
+  y: number[];
+  mean: number[];
+  variance: number[];
+  movingMean: number[];
+  movingVariance: number[];
+  dx: number[];
+  dgamma: number[];
+  dbeta: number[];
+  inferY: number[];
+  /** Shapes of the updated moving mean and of dgamma (the inputs' [channels, 1]). */
+  shapes: {movingMean: number[]; dgamma: number[]};
+  /** The kernels the forward step ran (tf.profile). */
+  kernels: string[];
+}
+
+/** batchNormTrain with the problem's mask (browser_problems.ts maskOf) and the tape gradients of Σy·dy. */
+export interface MaskedResult {
+  y: number[];
+  mean: number[];
+  variance: number[];
+  dx: number[];
+  dgamma: number[];
+  dbeta: number[];
 }
 
 /** tf.memory() fields the leak check compares. */
@@ -172,7 +211,10 @@ async function run(p: Problem, backend: string): Promise<ProblemResult> {
     const [ys, means, variances, dxs, dgammas, dbetas, inferYs, ...inferGradients] =
         await arrays([y, mean, variance, dx, gamma == null ? null : dgamma, beta == null ? null : dbeta, inferY, ...inferGrads]);
     const [idx = [], idm = [], idv = [], idg = [], idb = []] = inferGradients;
+    const step = p.step ? await layerStep(p, x, dy) : null;
+    const masked = p.masked ? await maskedTraining(p, x, dy) : null;
     return {
+      step, masked,
       backend: tf.getBackend(),
       packed,
       train: {y: ys, mean: means, variance: variances},
@@ -181,6 +223,68 @@ async function run(p: Problem, backend: string): Promise<ProblemResult> {
       inferGrads: {dx: idx, dmean: idm, dvariance: idv, dgamma: idg, dbeta: idb},
       kernels: {train: trainKernels, trainGrads: gradKernels, infer: inferKernels},
     };
+  } finally {
+    tf.dispose(held.filter((t): t is tf.Tensor => t != null));
+  }
+}
+
+/** Differentiates f for the tensors that are not null, with dy as the upstream gradient; returns one gradient per argument ([] where null). */
+function upstreamGrads(f: (...args: Array<tf.Tensor | null>) => tf.Tensor, args: Array<tf.Tensor | null>, dy: tf.Tensor): Array<tf.Tensor | null> {
+  const given = args.filter((t): t is tf.Tensor => t != null);
+  const grads = tf.grads((...ts: tf.Tensor[]) => {
+    let next = 0;
+    return f(...args.map(a => (a == null ? null : ts[next++])));
+  })(given, dy);
+  let next = 0;
+  return args.map(a => (a == null ? null : grads[next++]));
+}
+
+/** See StepResult. */
+async function layerStep(p: Problem, x: tf.Tensor, dy: tf.Tensor): Promise<StepResult> {
+  const held: Array<tf.Tensor | null> = [];
+  const keep = <T extends tf.Tensor | null>(t: T): T => { held.push(t); return t; };
+  // [channels, 1], packed (the output of a packed op on webgl) unless the problem's layout is unpacked.
+  const column = (v: number[] | null) => {
+    if (v == null) return null;
+    const t = tf.tensor2d(v, [v.length, 1]);
+    if (p.layout === 'unpacked') return keep(t);
+    const out = tf.tidy(() => tf.add(t, tf.scalar(0)));
+    t.dispose();
+    return keep(out);
+  };
+  try {
+    const [gamma, beta, movingMean, movingVariance] = [p.gamma, p.beta, p.movingMean, p.movingVariance].map(column);
+    const args = () => checkCommon('page', x, p.axis, p.epsilon);
+    const profile = await tf.profile(() => {
+      const r = trainStep(args(), gamma, beta, {moving: {mean: movingMean!, variance: movingVariance!, momentum: STEP_MOMENTUM}});
+      return [r.y, r.mean, r.variance, r.updated!.movingMean, r.updated!.movingVariance];
+    });
+    const kernels = names(profile);
+    const outputs = (profile.result as tf.Tensor[]).map(keep);
+    const grads = upstreamGrads((...a) => trainStep({...args(), x: a[0]!}, a[1], a[2]).y, [x, gamma, beta], dy).map(keep);
+    const inferY = keep(batchNormInfer(x, movingMean!, movingVariance!, gamma, beta, {axis: p.axis, epsilon: p.epsilon}));
+    const [y, mean, variance, mm, mv, dx, dgamma, dbeta, iy] = await arrays([...outputs, ...grads, inferY]);
+    return {y, mean, variance, movingMean: mm, movingVariance: mv, dx, dgamma, dbeta, inferY: iy, kernels,
+      shapes: {movingMean: outputs[3].shape, dgamma: grads[1]?.shape ?? []}};
+  } finally {
+    tf.dispose(held.filter((t): t is tf.Tensor => t != null));
+  }
+}
+
+/** See MaskedResult. */
+async function maskedTraining(p: Problem, x: tf.Tensor, dy: tf.Tensor): Promise<MaskedResult> {
+  const mask = tf.tensor(maskOf(p), p.shape.slice(0, -1), 'bool');
+  const perChannel = (v: number[] | null) => (v == null ? null : tf.tensor1d(v));
+  const [gamma, beta] = [perChannel(p.gamma), perChannel(p.beta)];
+  const held: Array<tf.Tensor | null> = [mask, gamma, beta];
+  try {
+    const opts = {axis: p.axis, epsilon: p.epsilon, mask};
+    const r = batchNormTrain(x, gamma, beta, opts);
+    held.push(r.y, r.mean, r.variance);
+    const grads = upstreamGrads((...a) => batchNormTrain(a[0]!, a[1], a[2], opts).y, [x, gamma, beta], dy);
+    held.push(...grads);
+    const [y, mean, variance, dx, dgamma, dbeta] = await arrays([r.y, r.mean, r.variance, ...grads]);
+    return {y, mean, variance, dx, dgamma, dbeta};
   } finally {
     tf.dispose(held.filter((t): t is tf.Tensor => t != null));
   }

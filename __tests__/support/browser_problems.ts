@@ -32,6 +32,13 @@ export interface BrowserProblem {
    * a packed op, as most tfjs webgl ops write), `mixed` (x packed, dy unpacked).
    */
   layout: 'unpacked' | 'packed' | 'mixed';
+  /**
+   * Whether the page also runs the layer's training step (moving update, per-channel tensors shaped
+   * [channels, 1]); generated problems do, golden cases not (they check the op only).
+   */
+  step: boolean;
+  /** Whether the page also runs masked training (a Keras mask; tf ops: many shaders to compile). */
+  masked: boolean;
 }
 
 /** The float64 answers for every output the page returns. */
@@ -76,6 +83,8 @@ export interface ProblemSpec {
   inferGradients?: boolean;
   /** BrowserProblem.layout (default `packed`). */
   layout?: BrowserProblem['layout'];
+  /** BrowserProblem.masked (default false). */
+  masked?: boolean;
 }
 
 /** A generated problem with seeded values. */
@@ -97,6 +106,7 @@ export function makeProblem(spec: ProblemSpec, seed: number): BrowserProblem {
     movingMean: perChannel(() => (spec.offset ?? 0) + signed()),
     movingVariance: perChannel(() => 0.5 + random()),
     gradients: spec.gradients ?? 'kernel', inferGradients: spec.inferGradients ?? false, layout: spec.layout ?? 'packed',
+    step: true, masked: spec.masked ?? false,
   };
 }
 
@@ -105,7 +115,7 @@ export function goldenProblem(c: GoldenCase): BrowserProblem {
   return {
     name: `golden ${c.name}`, shape: c.shape, axis: c.axis, epsilon: c.epsilon, x: c.x, dy: c.dy,
     gamma: c.scale ? c.gamma : null, beta: c.center ? c.beta : null, dmean: null, dvariance: null,
-    movingMean: c.moving_mean0, movingVariance: c.moving_variance0, inferGradients: false, layout: 'unpacked',
+    movingMean: c.moving_mean0, movingVariance: c.moving_variance0, inferGradients: false, layout: 'unpacked', step: false, masked: false,
     // The gradient kernel needs adjacent channel axes; other axes differentiate through the op.
     gradients: adjacentAxes(sortedAxes(c.axis, c.shape.length)) ? 'kernel' : 'tape',
   };
@@ -122,6 +132,33 @@ export function answers(p: BrowserProblem): ProblemAnswers {
     inferY: refInfer(ref, p.movingMean, p.movingVariance), inferDx: infer.dx, inferDmean: infer.dmean,
     inferDvariance: infer.dvariance, inferDgamma: infer.dgamma, inferDbeta: infer.dbeta,
   };
+}
+
+/** The momentum of the page's training steps (Keras' default). */
+export const STEP_MOMENTUM = 0.99;
+
+/**
+ * The mask of a problem's masked run: x's shape without its last axis, position i kept unless
+ * i % 3 == 0 (so every channel keeps most of its values and loses some).
+ */
+export function maskOf(p: BrowserProblem): number[] {
+  const size = p.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+  return Array.from({length: size}, (_, i) => (i % 3 === 0 ? 0 : 1));
+}
+
+/**
+ * The float64 answers of a training run with dy as the only upstream gradient (none at the mean
+ * and variance), masked with maskOf(p) (as Keras 3 weights, broadcast over the last axis) or not.
+ */
+export function trainAnswers(p: BrowserProblem, masked: boolean): {y: Float64Array; mean: Float64Array; variance: Float64Array;
+  dx: Float64Array; dgamma: Float64Array; dbeta: Float64Array} {
+  const mask = maskOf(p);
+  const last = p.shape[p.shape.length - 1];
+  const ref: RefProblem = {shape: p.shape, axes: sortedAxes(p.axis, p.shape.length), x: p.x, gamma: p.gamma, beta: p.beta,
+    epsilon: p.epsilon, weights: masked ? p.x.map((_, i) => mask[Math.floor(i / last)]) : null};
+  const train = refTrain(ref);
+  const grads = refTrainGrad(ref, p.dy, null, null);
+  return {...train, dx: grads.dx, dgamma: grads.dgamma, dbeta: grads.dbeta};
 }
 
 /**

@@ -9,6 +9,7 @@
 import * as os from 'os';
 import {join} from 'path';
 import {bundlePage, launchChromium, servePages, WASM_DIR} from '../../__tests__/support/chromium';
+import {FOLD_NOTES, markdownFoldTable} from '../fold_report';
 import type {Plan} from '../timing';
 import {checkBrowserTargets, Machine, markdownConvnet, markdownMachine, markdownSimdTable, markdownTable, markdownTargets, stockNotes, writeResults} from '../report';
 import {BenchShape, SHAPES} from '../workloads';
@@ -49,6 +50,9 @@ about 10× slower than webgl's on SwiftShader. "adds" is the epoch time over the
 normalization and biases; on a busy machine epochs vary by about ±10%, so an overhead below that
 reads as noise (even negative).`;
 
+const FOLD_GPU_NOTE = `On webgl each prediction is timed until one value of it has been read back (the GPU work
+inside the time), on SwiftShader: the kernel counts carry over to real GPUs, the milliseconds do not.`;
+
 function browserMachine(result: BrowserBenchResult, run: BrowserRun, loadBefore: number): Machine {
   return {
     cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
@@ -76,7 +80,8 @@ export async function runBrowserBench(run: BrowserRun): Promise<void> {
     await page.waitForFunction(() => window.benchPage != null, undefined, {timeout: 60_000});
     // The convnet epochs are part of a run over every shape (they take minutes on SwiftShader).
     const convnet = run.shapes.length < SHAPES.length ? 'none' : run.quick ? 'quick' : 'full';
-    const options: BrowserBenchOptions = {backends: run.backends, shapeIds: run.shapes.map(s => s.id), plan: run.plan, convnet};
+    const options: BrowserBenchOptions = {backends: run.backends, shapeIds: run.shapes.map(s => s.id), plan: run.plan, convnet,
+      fold: convnet !== 'none'};
     const result = await page.evaluate(o => window.benchPage!.run(o), options);
     if (errors.length > 0) throw new Error(`the benchmark page failed: ${errors.join('; ')}`);
     const machine = browserMachine(result, run, loadBefore);
@@ -87,18 +92,22 @@ export async function runBrowserBench(run: BrowserRun): Promise<void> {
     const simd = markdownSimdTable(result.rows);
     if (simd) console.log(`\nWhat the SIMD WebAssembly loops buy (threaded wasm, our layer):\n${simd}`);
     if (result.convnet.length > 0) console.log(`\nConvnet epoch:\n${convnetTable}`);
+    const foldTable = markdownFoldTable(result.fold);
+    if (result.fold.length > 0) console.log(`\nFolding batch norm (webgl inference, before and after foldBatchNorm):\n${foldTable}`);
     console.log(`\nTargets (issue 13):\n${markdownTargets(checks)}`);
     if (run.write) {
       writeResults(join(__dirname, '..'), machine, result.rows, checks, {
         basename: 'results-browser', title: 'Browser benchmark results (headless Chromium, SwiftShader)', notes: NOTES,
-        sections: result.convnet.length > 0 ? [`## Batch norm in a convnet epoch\n\n${convnetTable}\n\n${CONVNET_NOTES}`] : [],
-        targetsTitle: 'Targets (issue 13, at [32,32,32,64])', extra: {convnet: result.convnet},
+        sections: [...(result.convnet.length > 0 ? [`## Batch norm in a convnet epoch\n\n${convnetTable}\n\n${CONVNET_NOTES}`] : []),
+          ...(result.fold.length > 0 ? [`## Folding batch norm (webgl inference)\n\n${foldTable}\n\n${FOLD_NOTES} ${FOLD_GPU_NOTE}`] : [])],
+        targetsTitle: 'Targets (issue 13, at [32,32,32,64])', extra: {convnet: result.convnet, fold: result.fold},
       });
       console.log('\nwrote bench/results-browser.json and bench/results-browser.md');
     }
     const leaks = result.rows.filter(r => (r.ours.leakedTensors ?? 0) !== 0);
     for (const r of leaks) console.error(`error: ours ${r.backend} ${r.shape} ${r.mode} leaked ${r.ours.leakedTensors} tensors`);
-    if (leaks.length > 0) process.exitCode = 1;
+    for (const r of result.fold.filter(f => f.leakedTensors !== 0)) console.error(`error: ${r.backend} ${r.workload} leaked ${r.leakedTensors} tensors while timed`);
+    if (leaks.length > 0 || result.fold.some(f => f.leakedTensors !== 0)) process.exitCode = 1;
   } finally {
     await browser.close();
     await server.close();

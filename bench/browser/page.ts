@@ -9,6 +9,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import {setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import '../../src';
 import {simdLoopsAvailable} from '../../src/kernels/simd';
+import {benchFold, FoldRow} from '../fold';
 import {benchBackend, convnetEpochs, convnetPlan, readOneValue} from '../measure';
 import type {Plan} from '../timing';
 import type {ConvnetResult, Row} from '../report';
@@ -21,12 +22,16 @@ export interface BrowserBenchOptions {
   plan: Plan;
   /** Time convnet epochs (full or quick plan), or not. */
   convnet: 'full' | 'quick' | 'none';
+  /** Time the folding workloads (bench/fold.ts) on webgl, before and after foldBatchNorm. */
+  fold: boolean;
 }
 
 /** What the page measured, and where. */
 export interface BrowserBenchResult {
   rows: Row[];
   convnet: ConvnetResult[];
+  /** The folding rows (webgl). */
+  fold: FoldRow[];
   /** The browser, renderer, adapter and wasm build, in words. */
   environment: string[];
   skipped: string[];
@@ -62,7 +67,7 @@ async function describeBackend(backend: string): Promise<string> {
 }
 
 async function run(options: BrowserBenchOptions): Promise<BrowserBenchResult> {
-  const result: BrowserBenchResult = {rows: [], convnet: [], environment: [navigator.userAgent], skipped: []};
+  const result: BrowserBenchResult = {rows: [], convnet: [], fold: [], environment: [navigator.userAgent], skipped: []};
   const shapes = SHAPES.filter(s => options.shapeIds.includes(s.id));
   tf.env().set('PROD', true);  // no debug-mode checks inside the timings
   for (const backend of options.backends) {
@@ -78,6 +83,8 @@ async function run(options: BrowserBenchOptions): Promise<BrowserBenchResult> {
     result.rows.push(...rows.map(r => (gpu ? r : {...r, backend: WASM_LABEL})));
     // tfjs-backend-wasm 4.22 cannot train conv2d (no Conv2DBackpropFilter): the convnet runs on the GPU backends.
     if (options.convnet !== 'none' && gpu) result.convnet.push(...await convnetEpochs(backend, convnetPlan(backend, options.convnet === 'quick')));
+    // Issue 12's webgl row: inference before and after foldBatchNorm, each prediction read back.
+    if (options.fold && backend === 'webgl') result.fold.push(...await benchFold(backend, options.plan, readOneValue));
   }
   return result;
 }
