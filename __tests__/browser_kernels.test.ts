@@ -39,6 +39,9 @@ const SPECS: ProblemSpec[] = [
   {name: 'unpacked x and dy, odd last dimensions', shape: [3, 5, 7, 9], axis: 1, offset: 1, statsGradients: true, layout: 'unpacked'},
   {name: 'one value per channel', shape: [1, 5], axis: -1, offset: 2},
   {name: 'constant channels at 3e4', shape: [16, 3], axis: -1, offset: 3e4, spread: 0},
+  // Not adjacent: tf ops in training, the backend's FusedBatchNorm in inference (issue 9: its
+  // gradient once crashed on webgl), the composite masked path.
+  {name: 'axes [1, 3], not adjacent', shape: [4, 3, 5, 2], axis: [1, 3], offset: 1, gradients: 'tape', inferGradients: true, masked: true},
 ];
 
 function problems(): BrowserProblem[] {
@@ -264,10 +267,15 @@ describe('fused kernels in Chromium', () => {
     });
 
     const stepProblems = all.filter(p => p.step);
+    const adjacent = (p: BrowserProblem) => {
+      const axes = (Array.isArray(p.axis) ? p.axis : [p.axis]).map(a => (a < 0 ? a + p.shape.length : a)).sort();
+      return axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
+    };
     const maskedProblems = all.filter(p => p.masked);
 
     test(`the layer's training step is one kernel on ${backend} (moving update inside BatchNormTrain), as on cpu`, () => {
-      for (const p of stepProblems) {
+      expect(stepProblems.filter(p => !adjacent(p)).length).toBeGreaterThan(0);
+      for (const p of stepProblems.filter(adjacent)) {
         expect([p.name, gpu.get(p.name)!.step!.kernels]).toEqual([p.name, ['TfjsBatchNorm_BatchNormTrain']]);
         expect([p.name, cpu.get(p.name)!.step!.kernels]).toEqual([p.name, ['TfjsBatchNorm_BatchNormTrain']]);
       }
@@ -308,6 +316,8 @@ describe('fused kernels in Chromium', () => {
       }
     });
 
+    // Masked training runs tf ops on every backend; measured worst 1.5e-6 (webgl) and 7.1e-7 (webgpu) against
+    // float64 and against cpu alike: GPU_TOLERANCE leaves a margin of 6.5×.
     test(`masked training (a Keras mask): outputs, statistics and the gradients of x, gamma, beta match float64 and cpu within ${GPU_TOLERANCE}`, () => {
       expect(maskedProblems.length).toBeGreaterThanOrEqual(3);
       const worst = {float64: 0, cpu: 0};

@@ -28,7 +28,7 @@
  * |------------------------------|--------------|-----------|------------------------------------------|-----------|-------------------------------|
  * | cpu, wasm                    | adjacent     | fused     | fused                                    | composite | in the training kernel        |
  * | cpu, wasm                    | not adjacent | composite | composite                                | composite | tf ops                        |
- * | webgl, webgpu                | adjacent     | fused     | fused                                    | composite | tf ops around the fused kernel (base interface) |
+ * | webgl, webgpu                | adjacent     | fused     | fused                                    | composite | moving update in the training kernel; renorm, ghosts: tf ops around it |
  * | webgl, webgpu                | not adjacent | composite | backend (rank <= 4), else composite      | composite | tf ops                        |
  * | tensorflow                   | any          | composite | backend (rank <= 4), else composite      | composite | tf ops                        |
  * | cpu, wasm + FORCE_COMPOSITE  | any          | composite | backend (rank <= 4, channels last), else composite | composite | tf ops                |
