@@ -42,15 +42,9 @@ export interface ProblemResult {
  * packed or not), momentum STEP_MOMENTUM; the gradients of Σy·dy for x, gamma, beta through the
  * tape; inference with the same [channels, 1] tensors.
  */
-export interface StepResult {
-  y: number[];
-  mean: number[];
-  variance: number[];
+export interface StepResult extends TrainingValues {
   movingMean: number[];
   movingVariance: number[];
-  dx: number[];
-  dgamma: number[];
-  dbeta: number[];
   inferY: number[];
   /** Shapes of the updated moving mean and of dgamma (the inputs' [channels, 1]). */
   shapes: {movingMean: number[]; dgamma: number[]};
@@ -58,15 +52,14 @@ export interface StepResult {
   kernels: string[];
 }
 
-/** batchNormTrain with the problem's mask (browser_problems.ts maskOf) and the tape gradients of Σy·dy. */
-export interface MaskedResult {
-  y: number[];
-  mean: number[];
-  variance: number[];
-  dx: number[];
-  dgamma: number[];
-  dbeta: number[];
+/** A training forward's outputs and statistics, and the gradients of Σy·dy for x, gamma, beta (empty where null). */
+export interface TrainingValues {
+  y: number[]; mean: number[]; variance: number[];
+  dx: number[]; dgamma: number[]; dbeta: number[];
 }
+
+/** batchNormTrain with the problem's mask (browser_problems.ts maskOf) and the tape gradients of Σy·dy. */
+export type MaskedResult = TrainingValues;
 
 /** tf.memory() fields the leak check compares. */
 export interface MemorySnapshot {
