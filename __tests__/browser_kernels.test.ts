@@ -301,6 +301,19 @@ describe('fused kernels in Chromium', () => {
       if (process.env.MEASURE) console.log(backend, 'moving update: worst', worstUlps, 'ulps from the float32 formula');
     });
 
+    test(`a kernel declaring no features still runs the step (base interface: the moving update in tf ops around it), ` +
+        'with the same output and the float32 formula exactly', () => {
+      for (const p of stepProblems.filter(adjacent)) {
+        const {base, y, mean, variance} = gpu.get(p.name)!.step!;
+        expect([p.name, base.kernels.filter(k => k.startsWith('TfjsBatchNorm_'))]).toEqual([p.name, ['TfjsBatchNorm_BatchNormTrain']]);
+        expect([p.name, base.kernels.filter(k => k === 'Multiply').length]).toEqual([p.name, 4]);
+        expect([p.name, base.y]).toEqual([p.name, y]);
+        // tfjs's Multiply and Add kernels round each product and the sum: the formula bit for bit.
+        expect([p.name, Array.from(refMovingUpdateFloat32(p.movingMean, mean, STEP_MOMENTUM)),
+          Array.from(refMovingUpdateFloat32(p.movingVariance, variance, STEP_MOMENTUM))]).toEqual([p.name, base.movingMean, base.movingVariance]);
+      }
+    });
+
     test(`the step with [channels, 1] gamma, beta and moving statistics (flexibleParams): outputs, gradients and inference ` +
         `within ${GPU_TOLERANCE} of float64, gradients and updates in the inputs' shape`, () => {
       for (const p of stepProblems) {

@@ -12,6 +12,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import {setThreadsCount, setWasmPaths} from '@tensorflow/tfjs-backend-wasm';
 import {BATCH_NORM_TRAIN_GRAD_KERNEL, batchNormalization, batchNormInfer, batchNormTrain} from '../../src';
 import {simdLoopsAvailable} from '../../src/kernels/simd';
+import {BASE_INTERFACE_FLAG} from '../../src/ops/dispatch';
 import {trainStep} from '../../src/ops/train_step';
 import {checkCommon} from '../../src/ops/validate';
 import {BrowserProblem as Problem, fromJson, maskOf, STEP_MOMENTUM, toJson} from '../support/browser_problems';
@@ -50,6 +51,11 @@ export interface StepResult extends TrainingValues {
   shapes: {movingMean: number[]; dgamma: number[]};
   /** The kernels the forward step ran (tf.profile). */
   kernels: string[];
+  /**
+   * The same forward with every kernel counting as one written for the base interface
+   * (TFJS_BATCHNORM_BASE_INTERFACE: no features, so the moving update runs in tf ops around it).
+   */
+  base: {y: number[]; movingMean: number[]; movingVariance: number[]; kernels: string[]};
 }
 
 /** A training forward's outputs and statistics, and the gradients of Σy·dy for x, gamma, beta (empty where null). */
@@ -248,16 +254,22 @@ async function layerStep(p: Problem, x: tf.Tensor, dy: tf.Tensor): Promise<StepR
   try {
     const [gamma, beta, movingMean, movingVariance] = [p.gamma, p.beta, p.movingMean, p.movingVariance].map(column);
     const args = () => checkCommon('page', x, p.axis, p.epsilon);
-    const profile = await tf.profile(() => {
+    const forward = () => tf.profile(() => {
       const r = trainStep(args(), gamma, beta, {moving: {mean: movingMean!, variance: movingVariance!, momentum: STEP_MOMENTUM}});
       return [r.y, r.mean, r.variance, r.updated!.movingMean, r.updated!.movingVariance];
     });
+    const profile = await forward();
     const kernels = names(profile);
     const outputs = (profile.result as tf.Tensor[]).map(keep);
+    tf.env().set(BASE_INTERFACE_FLAG, true);
+    const baseProfile = await forward().finally(() => tf.env().set(BASE_INTERFACE_FLAG, false));
+    const baseKernels = names(baseProfile);
+    const [baseY, , , baseMean, baseVariance] = (baseProfile.result as tf.Tensor[]).map(keep);
     const grads = upstreamGrads((...a) => trainStep({...args(), x: a[0]!}, a[1], a[2]).y, [x, gamma, beta], dy).map(keep);
     const inferY = keep(batchNormInfer(x, movingMean!, movingVariance!, gamma, beta, {axis: p.axis, epsilon: p.epsilon}));
-    const [y, mean, variance, mm, mv, dx, dgamma, dbeta, iy] = await arrays([...outputs, ...grads, inferY]);
+    const [y, mean, variance, mm, mv, dx, dgamma, dbeta, iy, by, bm, bv] = await arrays([...outputs, ...grads, inferY, baseY, baseMean, baseVariance]);
     return {y, mean, variance, movingMean: mm, movingVariance: mv, dx, dgamma, dbeta, inferY: iy, kernels,
+      base: {y: by, movingMean: bm, movingVariance: bv, kernels: baseKernels},
       shapes: {movingMean: outputs[3].shape, dgamma: grads[1]?.shape ?? []}};
   } finally {
     tf.dispose(held.filter((t): t is tf.Tensor => t != null));

@@ -104,10 +104,16 @@ export async function runBrowserBench(run: BrowserRun): Promise<void> {
       });
       console.log('\nwrote bench/results-browser.json and bench/results-browser.md');
     }
-    const leaks = result.rows.filter(r => (r.ours.leakedTensors ?? 0) !== 0);
+    // A negative count is not a leak: tensors of earlier work were freed while a timed call ran
+    // (seen on the small shapes on webgl and webgpu, with or without this package's kernels).
+    for (const r of result.rows.filter(row => (row.ours.leakedTensors ?? 0) < 0)) {
+      console.log(`warning: ${r.backend} ${r.shape} ${r.mode}: ${-(r.ours.leakedTensors ?? 0)} tensors were freed while ours was timed`);
+    }
+    const leaks = result.rows.filter(r => (r.ours.leakedTensors ?? 0) > 0);
     for (const r of leaks) console.error(`error: ours ${r.backend} ${r.shape} ${r.mode} leaked ${r.ours.leakedTensors} tensors`);
-    for (const r of result.fold.filter(f => f.leakedTensors !== 0)) console.error(`error: ${r.backend} ${r.workload} leaked ${r.leakedTensors} tensors while timed`);
-    if (leaks.length > 0 || result.fold.some(f => f.leakedTensors !== 0)) process.exitCode = 1;
+    const foldLeaks = result.fold.filter(f => f.leakedTensors > 0);
+    for (const r of foldLeaks) console.error(`error: ${r.backend} ${r.workload} leaked ${r.leakedTensors} tensors while timed`);
+    if (leaks.length > 0 || foldLeaks.length > 0) process.exitCode = 1;
   } finally {
     await browser.close();
     await server.close();
