@@ -24,6 +24,10 @@ export default {
   mutate: ['src/ops/**/*.ts', 'src/gradients/**/*.ts', 'src/kernels/**/*.ts', '!src/kernels/simd_binary.ts',
     '!src/kernels/webgl/**', '!src/kernels/webgpu/**', '!src/kernels/gpu_kernels.ts'],
   ignorePatterns: ['dist', 'models', 'bench/results.*', 'examples/browser/dist', 'reports', '__tests__/artifacts', 'scratch'],
+  // tfjs's wasm backend times profiled kernels in an async function: a mutant that throws inside a
+  // kernel under tf.profile fails its test *and* leaves a rejected promise, which by Node's default
+  // kills the worker; every such kill then cost a worker restart (tfjs and wasm loaded again).
+  testRunnerNodeArgs: ['--unhandled-rejections=warn'],
   concurrency: 2,
   timeoutMS: 15000,
   reporters: ['clear-text', 'progress', 'json'],
