@@ -129,27 +129,40 @@ describeEachPath('Batch Renormalization and ghost batches vs the float64 referen
     setup.dispose();
   });
 
-  test.each(SECOND_ORDER.map(c => [c.name, c] as [string, VariantCase]))('%s: second order (gradient of Σ dx·v for x and gamma)', (_, c) => {
+  test.each(SECOND_ORDER.map(c => [c.name, c] as [string, VariantCase]))('%s: second order (gradient of Σ v·dx + Σ wγ·dγ + Σ wβ·dβ for x and gamma)', (_, c) => {
     const setup = setUpVariant(c, 4);
     const {layer, problem, x} = setup;
     const dyValues = upstream(x.size);
     const vValues = Float64Array.from({length: x.size}, (_, i) => Math.fround(Math.cos(0.23 * i) - 0.2));
     const [dy, v] = [dyValues, vValues].map(values => tf.tensor(Float32Array.from(values), c.shape));
     const gamma = layer.trainableWeights[0].read();
+    const beta = layer.trainableWeights[1].read();
+    const channels = gamma.size;
+    // Weights of dγ and dβ in the penalty, so that the double backward's paths from dγ and dβ count too.
+    const wgValues = Float64Array.from({length: channels}, (_, i) => Math.fround(0.7 - 0.3 * i));
+    const wbValues = Float64Array.from({length: channels}, (_, i) => Math.fround(0.4 + 0.2 * i));
+    const [wg, wb] = [wgValues, wbValues].map(values => tf.tensor(Float32Array.from(values), gamma.shape));
     const before = tf.memory().numTensors;
-    // penalty(x, γ) = Σ v·∂(Σ y·dy)/∂x, with r and d constants (computed once, from the state before the step).
-    // The layer reads gamma itself: passing the same tensor differentiates with respect to it.
-  const penalty = (xi: tf.Tensor, gi: tf.Tensor) => tf.sum(tf.mul(tf.grads((...xs: tf.Tensor[]) =>
-      tf.mul(apply(setup, xs[0]), dy).sum() as tf.Scalar)([xi, gi])[0], v));
+    // penalty(x, γ) = Σ v·∂L/∂x + Σ wγ·∂L/∂γ + Σ wβ·∂L/∂β with L = Σ y·dy, r and d constants (computed
+    // once, from the state before the step). The layer reads gamma and beta itself: passing the same
+    // tensors differentiates with respect to them.
+    const penalty = (xi: tf.Tensor, gi: tf.Tensor) => {
+      const [gx, gg, gb] = tf.grads((...xs: tf.Tensor[]) => tf.mul(apply(setup, xs[0]), dy).sum() as tf.Scalar)([xi, gi, beta]);
+      return tf.addN([tf.sum(tf.mul(gx, v)), tf.sum(tf.mul(gg, wg)), tf.sum(tf.mul(gb, wb))]);
+    };
     const [dx2, dgamma2] = tf.grads((xi: tf.Tensor, gi: tf.Tensor) => penalty(xi, gi) as tf.Scalar)([x, gamma]);
     const {r, d} = refVariantTrain(problem, options(c, setup));
-    const refPenalty = (p: typeof problem) => refVariantGrad(p, dyValues, r, d, c.virtualBatchSize ?? null).dx.reduce((s, g, i) => s + g * vValues[i], 0);
+    const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, g, i) => s + g * b[i], 0);
+    const refPenalty = (p: typeof problem) => {
+      const g = refVariantGrad(p, dyValues, r, d, c.virtualBatchSize ?? null);
+      return dot(g.dx, vValues) + dot(g.dgamma, wgValues) + dot(g.dbeta, wbValues);
+    };
     check(dx2.dataSync(), refNumericGradient(values => refPenalty({...problem, x: values}), problem.x), `${c.name} second order, x`);
     check(dgamma2.dataSync(), refNumericGradient(values => refPenalty({...problem, gamma: values}), problem.gamma as Float64Array),
         `${c.name} second order, gamma`);
     tf.dispose([dx2, dgamma2]);
     expect(tf.memory().numTensors).toBe(before);
-    tf.dispose([dy, v]);
+    tf.dispose([dy, v, wg, wb]);
     layer.dispose();
     setup.dispose();
   });
