@@ -166,6 +166,40 @@ describeEachPath('Batch Renormalization and ghost batches vs the float64 referen
     layer.dispose();
     setup.dispose();
   });
+
+  test.each(SECOND_ORDER.map(c => [c.name, c] as [string, VariantCase]))('%s: second order of L = Σ w·y² (dy depends on x and γ), penalty Σ v·dx + Σ wγ·dγ', (_, c) => {
+    const setup = setUpVariant(c, 5);
+    const {layer, problem, x} = setup;
+    const wValues = upstream(x.size);
+    const vValues = Float64Array.from({length: x.size}, (_, i) => Math.fround(Math.cos(0.31 * i) + 0.1));
+    const [w, v] = [wValues, vValues].map(values => tf.tensor(Float32Array.from(values), c.shape));
+    const gamma = layer.trainableWeights[0].read();
+    const wgValues = Float64Array.from({length: gamma.size}, (_, i) => Math.fround(0.5 - 0.25 * i));
+    const wg = tf.tensor(Float32Array.from(wgValues), gamma.shape);
+    const before = tf.memory().numTensors;
+    const penalty = (xi: tf.Tensor, gi: tf.Tensor) => {
+      const [gx, gg] = tf.grads((...xs: tf.Tensor[]) => tf.mul(tf.square(apply(setup, xs[0])), w).sum() as tf.Scalar)([xi, gi]);
+      return tf.add(tf.sum(tf.mul(gx, v)), tf.sum(tf.mul(gg, wg)));
+    };
+    const [dx2, dgamma2] = tf.grads((xi: tf.Tensor, gi: tf.Tensor) => penalty(xi, gi) as tf.Scalar)([x, gamma]);
+    // r and d are constants: computed once from the state before the step, held fixed below.
+    const {r, d} = refVariantTrain(problem, options(c, setup));
+    const vbs = c.virtualBatchSize ?? null;
+    const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((sum, g, i) => sum + g * b[i], 0);
+    const refPenalty = (p: typeof problem) => {
+      const y = refVariantTrain(p, {virtualBatchSize: vbs, fixedCorrection: {r, d}}).y;
+      const g = refVariantGrad(p, y.map((yi, i) => 2 * wValues[i] * yi), r, d, vbs);
+      return dot(g.dx, vValues) + dot(g.dgamma, wgValues);
+    };
+    check(dx2.dataSync(), refNumericGradient(values => refPenalty({...problem, x: values}), problem.x), `${c.name} second order of Σ w·y², x`);
+    check(dgamma2.dataSync(), refNumericGradient(values => refPenalty({...problem, gamma: values}), problem.gamma as Float64Array),
+        `${c.name} second order of Σ w·y², gamma`);
+    tf.dispose([dx2, dgamma2]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([w, v, wg]);
+    layer.dispose();
+    setup.dispose();
+  });
 }, undefined, ['fused', 'base', 'composite']);
 
 describe('the float64 reference: gradients vs finite differences of its forward (r and d held constant)', () => {
