@@ -95,8 +95,11 @@ describeEachPath('precision', (backend, path) => {
     expectAll(run(p, dy, mask), reference(p, dy), 1e-5, label(`large offset${masked ? ', masked' : ''}`));
   });
 
-  test('gradients of the mean and variance outputs over 48000 values per channel (axis [1, 3])', () => {
-    const shape = [30, 2, 40, 2, 40];
+  // Mutation runs take a tenth of the batch (4800 values per channel), where cpu's case takes under
+  // 1 s instead of 6: a tape-differentiated shift still fails it there (measured 2.4e-5 on wasm).
+  const batch = process.env.MUTATION_RUN ? 3 : 30;
+  test(`gradients of the mean and variance outputs over ${batch * 1600} values per channel (axis [1, 3])`, () => {
+    const shape = [batch, 2, 40, 2, 40];
     const axes = [1, 3];
     const size = shape.reduce((a, b) => a * b, 1);
     const n = size / 4;
