@@ -91,3 +91,37 @@ describeEachPath('finite-difference gradient checks', (backend, path) => {
     expectClose(analytic[2], numericGradient(v => lossValue(train, p, p.x, p.gamma, v), p.beta), TOLERANCE, `${label} dbeta`);
   });
 });
+
+// Per-channel parameters may have any shape holding one value per channel (batchNormTrain's
+// contract); each gradient takes its parameter's shape, with the values of the [channels]-shaped
+// call. Measured difference 0; tolerance 1e-6.
+describeEachPath('parameters shaped other than [channels]', (backend, path) => {
+  const shape = [3, 4, 2, 2];
+  const rand = random(21);
+  const fill = (n: number) => Float32Array.from({length: n}, () => rand() * 2 - 1);
+  const [x, g, b, wy] = [fill(48), fill(4), fill(4), fill(48)];
+  /** y, dx, dgamma, dbeta for gamma and beta of these shapes (null: absent). */
+  const run = (gammaShape: number[] | null, betaShape: number[] | null) => tf.tidy(() => {
+    const params = [gammaShape == null ? null : tf.tensor(g, gammaShape), betaShape == null ? null : tf.tensor(b, betaShape)];
+    const present = params.filter((t): t is tf.Tensor => t != null);
+    const f = (xi: tf.Tensor, ...ps: tf.Tensor[]) => {
+      const [gi, bi] = params.map(t => (t == null ? null : (ps.shift() as tf.Tensor)));
+      return batchNormTrain(xi, gi, bi, {axis: 1}).y;
+    };
+    const y = f(tf.tensor(x, shape), ...present);
+    const grads = tf.grads((xi: tf.Tensor, ...ps: tf.Tensor[]) => tf.sum(tf.mul(f(xi, ...ps), tf.tensor(wy, shape))))([tf.tensor(x, shape), ...present]);
+    return [y, ...grads].map(t => ({shape: t.shape, values: t.dataSync() as Float32Array}));
+  });
+  test.each([
+    [null, [1, 4, 1, 1]],
+    [[1, 4, 1, 1], [4]],
+    [[4, 1], null],
+    [[1, 4, 1, 1], [4, 1]],
+  ])(`gamma %j, beta %j (${backend}/${path})`, (gammaShape, betaShape) => {
+    const got = run(gammaShape, betaShape);
+    const want = run(gammaShape == null ? null : [4], betaShape == null ? null : [4]);
+    const expectedShapes = [shape, shape, ...[gammaShape, betaShape].filter(s => s != null)];
+    expect(got.map(o => o.shape)).toEqual(expectedShapes);
+    got.forEach((o, i) => expectClose(o.values, want[i].values, 1e-6, `${backend}/${path} output ${i}`));
+  });
+}, undefined, ['fused', 'base', 'composite']);
