@@ -91,7 +91,7 @@ describeEachPath('moving statistics: bit for bit the float32 formula', (backend,
 // the fused training kernel (a step with the moving update) each gradient takes its parameter's
 // shape, from gamma or, without a scale, from the `paramShape` attribute, with the values of the
 // [channels]-shaped step. Measured difference 0; tolerance 1e-6.
-describeEachPath('parameters in the shape of list axes', (backend, path: PathName) => {
+describeEachPath('parameters in the shape of list axes', () => {
   const shape = [4, 3, 2, 2];
   const axes = [1, 2];
   test.each([[true, true], [false, true], [true, false]])('scale %s, center %s', (scale, center) => {

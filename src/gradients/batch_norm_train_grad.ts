@@ -48,8 +48,8 @@ export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, {inputs: ['
       const [x, variance] = [s.x as Tensor, (s.groupVariance ?? s.variance) as Tensor];
       const [gamma, r, d] = [s.gamma ?? null, s.r ?? null, s.d ?? null];
       const a = attrs as unknown as BatchNormTrainAttrs;
-      const gradAttrs: BatchNormTrainGradAttrs = {axis: a.axis, epsilon: a.epsilon,
-        ...(a.paramShape == null ? {} : {paramShape: a.paramShape}), ...(a.ghosts == null ? {} : {ghosts: a.ghosts})};
+      // Absent optional attributes pass as undefined, which the kernels read as their defaults.
+      const gradAttrs: BatchNormTrainGradAttrs = {axis: a.axis, epsilon: a.epsilon, paramShape: a.paramShape, ghosts: a.ghosts};
       if (implementationFor('trainGrad', x.rank, a.axis, {uses: featuresOf(a, r != null)}) === 'fused') {
         const inputs = {dy, x, variance, dmean, dvariance, ...(gamma == null ? {} : {gamma}), ...(r == null || d == null ? {} : {r, d})};
         const [dx, dgamma, dbeta] = runKernelSaving(BatchNormTrainGrad, inputs, gradAttrs as unknown as NamedAttrMap, TRAIN_GRAD_SAVES);

@@ -120,9 +120,9 @@ function fusedStep(args: CheckedArgs, gamma: Tensor | null, beta: Tensor | null,
     Object.assign(inputs, {renormMean: renorm.renormMean, renormStddev: renorm.renormStddev},
         boundInput('rmin', renorm.rmin), boundInput('rmax', renorm.rmax), boundInput('dmax', renorm.dmax));
   }
-  const attrs: BatchNormTrainAttrs = {axis: args.axes, epsilon: args.epsilon,
-    ...(params.paramShape == null ? {} : {paramShape: params.paramShape}), ...(ghosts > 1 ? {ghosts} : {}),
-    ...(moving == null ? {} : {momentum: moving.momentum}), ...(renorm == null ? {} : {renormMomentum: renorm.renormMomentum})};
+  // Absent optional attributes pass as undefined, which the kernels read as their defaults (ghosts 1).
+  const attrs: BatchNormTrainAttrs = {axis: args.axes, epsilon: args.epsilon, paramShape: params.paramShape, ghosts,
+    momentum: moving?.momentum, renormMomentum: renorm?.renormMomentum};
   const names = batchNormTrainOutputs({moving: moving != null, renorm: renorm != null, ghosts: ghosts > 1});
   const outputs = runKernelSaving(BatchNormTrain, inputs, attrs as unknown as NamedAttrMap, trainSaves(names));
   const out = Object.fromEntries(names.map((name, i) => [name, outputs[i]]));
