@@ -190,33 +190,51 @@ describe('what has no gradient says so', () => {
   });
 });
 
-describe('a backend whose training kernel takes renorm and ghost batches but has no gradient kernel', () => {
+/**
+ * Registers, once, a cpu backend whose training kernel declares every feature and whose gradient
+ * kernel is missing ('none') or written for the base interface ('base': it declares no features and
+ * reads only the base inputs and attributes — r, d, ghosts and paramShape are dropped before it).
+ */
+function backendWithGradient(gradient: 'none' | 'base'): string {
+  const name = `bn-grad-${gradient}`;
+  if (tf.findBackend(name) != null) return name;
+  tf.registerBackend(name, () => new MathBackendCPU());
+  tf.copyRegisteredKernels('cpu', name);
+  tf.unregisterKernel(BatchNormTrainGrad, name);
+  if (gradient === 'base') {
+    const full = tf.getKernel(BatchNormTrainGrad, 'cpu') as tf.KernelConfig;
+    tf.registerKernel({kernelName: BatchNormTrainGrad, backendName: name, kernelFunc: ({inputs, backend, attrs}) => {
+      const {dy, x, gamma, variance, dmean, dvariance} = inputs;
+      const base = {dy, x, ...(gamma == null ? {} : {gamma}), variance, dmean, dvariance};
+      return full.kernelFunc({inputs: base, backend, attrs: {axis: (attrs as {axis: number[]}).axis, epsilon: (attrs as {epsilon: number}).epsilon}});
+    }});
+  }
+  return name;
+}
+
+describe.each(['none', 'base'] as const)('a backend whose training kernel declares every feature, gradient kernel: %s', gradient => {
   afterAll(async () => {
     await tf.setBackend('cpu');
-    tf.removeBackend('bn-no-grad');
+    tf.removeBackend(`bn-grad-${gradient}`);
   });
 
   test.each([
-    ['renorm and ghost batches', {renorm: true, virtualBatchSize: 4, renormClipping: {rmax: 1.5, dmax: 0.5}}],
-    ['ghost batches alone', {virtualBatchSize: 4}],
-    ['renorm alone', {renorm: true, renormClipping: {rmax: 1.5, dmax: 0.5}}],
-  ] as Array<[string, BatchNormArgs]>)('%s: their closed-form gradient in tf ops, equal to the fused gradient kernel\'s (1e-5)', async (_, args) => {
+    ['renorm and ghost batches', [8, 3, 2, 4], {renorm: true, virtualBatchSize: 4, renormClipping: {rmax: 1.5, dmax: 0.5}}],
+    ['ghost batches alone', [8, 3, 2, 4], {virtualBatchSize: 4}],
+    ['renorm alone', [8, 3, 2, 4], {renorm: true, renormClipping: {rmax: 1.5, dmax: 0.5}}],
+    ['list axes without a scale (parameters shaped [2, 4])', [8, 3, 2, 4], {axis: [2, 3], scale: false}],
+  ] as Array<[string, number[], BatchNormArgs]>)('%s: their closed-form gradient in tf ops, equal to the fused gradient kernel\'s (1e-5)', async (_, shape, args) => {
     // Measured: below 1e-7 relative (dx 4e-8, dgamma 9e-8, dbeta 0); the tf-ops statistics are float32, the kernels' float64.
     const grads = async (backend: string) => {
       await tf.setBackend(backend);
-      const {layer, x, dy} = layerFor([8, 3, 2, 4], args);
+      const {layer, x, dy} = layerFor(shape, args);
       const values = tf.tidy(() => trainingStep(layer, x, dy).map(g => Array.from(g.dataSync())));
       tf.dispose([x, dy]);
       layer.dispose();
       return values;
     };
     const want = await grads('cpu');
-    if (tf.findBackend('bn-no-grad') == null) {
-      tf.registerBackend('bn-no-grad', () => new MathBackendCPU());
-      tf.copyRegisteredKernels('cpu', 'bn-no-grad');
-      tf.unregisterKernel(BatchNormTrainGrad, 'bn-no-grad');
-    }
-    const got = await grads('bn-no-grad');
+    const got = await grads(backendWithGradient(gradient));
     expect(implementationFor('trainGrad', 4, [3], {uses: ['renorm', 'ghosts']})).toBe('composite');
     got.forEach((g, i) => expect(maxRelativeError(g, want[i])).toBeLessThan(1e-5));
   });
