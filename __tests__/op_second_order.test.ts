@@ -4,7 +4,7 @@
  * ops, differentiated by tfjs itself). Cases: a gradient penalty ‖∂L/∂x‖² (WGAN-GP) differentiated
  * for x, gamma and beta, with L quadratic in y, mean and variance; the same with a linear L; a
  * Hessian-vector product; a third derivative. Also the fallback a backend gets when it registers
- * the fused forward kernel but not the fused gradient kernel.
+ * the fused forward kernel but not the fused gradient kernel, and the kernels called directly.
  *
  * Tolerance 1e-4 in |got − want|/(1 + |want|) (the issue's bar); measured worst 7.9e-6 over these
  * cases (both float32, so the difference is rounding of two formulations): a margin of 12.
@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import {batchNormInfer, batchNormTrain} from '../src';
 import {cpuKernels} from '../src/kernels/cpu';
-import {BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
+import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
 import {broadcastShape, normalizeAxes, reductionAxes} from '../src/ops/channel_axes';
 import {KERAS_BACKEND_EPSILON} from '../src/ops/moments';
 import {describeEachPath} from './support/backends';
@@ -174,3 +174,65 @@ describe('a backend with the fused forward kernel but no fused gradient kernel [
     x.dispose();
   });
 });
+
+/**
+ * The kernels called directly with engine().runKernel and every base input (as a graph executor
+ * calling kernels by name would), without the ops' per-call save lists: their gradients save by the
+ * registered defaults and must answer as the ops do — to third order for BatchNormTrain, second for
+ * BatchNormTrainGrad and BatchNormInfer.
+ */
+describeEachPath('the kernels called directly', (backend, path) => {
+  const c = CASES[0];
+  const attrs = (axes: number[]) => ({axis: axes, epsilon: EPSILON});
+  const run = (kernel: string, inputs: tf.NamedTensorMap, axes: number[]) =>
+    tf.engine().runKernel(kernel, inputs, attrs(axes) as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+
+  test('BatchNormTrain: first, second and third order as the reference', () => {
+    const d = inputs(c);
+    const direct: Normalize = (x, gamma, beta) => {
+      const [y, mean, variance] = run(BatchNormTrain, {x, gamma, beta}, d.axes) as tf.Tensor[];
+      return {y, mean, variance};
+    };
+    const got = higherOrder(direct, d);
+    const want = higherOrder(reference(d.axes, null), d);
+    for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `${backend}/${path} direct: ${key}`);
+    tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+  });
+
+  test('BatchNormTrainGrad: its gradients for dy, x and gamma as those of the op\'s gradient', () => {
+    const d = inputs(c);
+    const zeros = tf.zeros([d.gamma.size]);
+    const [got, want] = [true, false].map(direct => tf.tidy(() => {
+      // Σ wy·dx + Σ wm·dγ: dx and dγ of L = Σ dy·y, with dy = v.
+      const firstOrder = (dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor) => {
+        if (direct) {
+          const variance = batchNormTrain(x, null, null, {axis: c.axis, epsilon: EPSILON}).variance;
+          return run(BatchNormTrainGrad, {dy, x, gamma, variance, dmean: zeros, dvariance: zeros}, d.axes) as tf.Tensor[];
+        }
+        return tf.grads((xi: tf.Tensor, gi: tf.Tensor) => tf.sum(tf.mul(dy, ours(c.axis, null)(xi, gi, d.beta).y)))([x, gamma]);
+      };
+      return tf.grads((dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor) => {
+        const [dx, dgamma] = firstOrder(dy, x, gamma);
+        return tf.add(tf.sum(tf.mul(d.wy, dx)), tf.sum(tf.mul(d.wm, dgamma)));
+      })([d.v, d.x, d.gamma]).map(t => t.dataSync());
+    }));
+    ['dy', 'x', 'gamma'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${backend}/${path} direct: d/d${name}`));
+    tf.dispose([zeros, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
+  });
+
+  test('BatchNormInfer: the penalty\'s gradients as the op\'s', () => {
+    const d = inputs(c);
+    const mean = tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 8);
+    const variance = tf.add(tf.abs(tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 9)), 0.1);
+    const implementations = [
+      (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => run(BatchNormInfer, {x, mean: m, variance: v, gamma: g, beta: b}, d.axes) as tf.Tensor,
+      (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormInfer(x, m, v, g, b, {axis: c.axis, epsilon: EPSILON}),
+    ];
+    const [got, want] = implementations.map(f => tf.tidy(() => tf.grads((x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+      const gx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(d.wy, tf.square(f(xi, m, v, g, b)))))(x);
+      return tf.sum(tf.square(gx));
+    })([d.x, mean, variance, d.gamma, d.beta]).map(t => t.dataSync())));
+    ['x', 'mean', 'variance', 'gamma', 'beta'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${backend}/${path} direct: d/d${name}`));
+    tf.dispose([mean, variance, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
+  });
+}, ['cpu', 'wasm'], ['fused']);
