@@ -11,7 +11,9 @@ class FailFastEnvironment extends TestEnvironment {
 
   async handleTestEvent(event, state) {
     if (event.name === 'test_fn_failure' || event.name === 'hook_failure') this.failed = true;
-    // jest-circus reads the mode right after test_start.
+    // jest-circus reads the modes right after these events: a block started after the failure is
+    // skipped with its beforeAll/afterAll hooks (which may undo what its skipped tests never did).
+    else if (event.name === 'run_describe_start' && this.failed) event.describeBlock.mode = 'skip';
     else if (event.name === 'test_start' && this.failed) event.test.mode = 'skip';
     if (super.handleTestEvent) await super.handleTestEvent(event, state);
   }
