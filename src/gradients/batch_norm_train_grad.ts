@@ -28,6 +28,17 @@ function featuresOf(attrs: BatchNormTrainAttrs, renorm: boolean): BatchNormFeatu
     ...((attrs.ghosts ?? 1) > 1 ? ['ghosts' as const] : [])];
 }
 
+/** Renorm's r and d as saved (both or neither: the kernels take them together). */
+export interface Correction {
+  r: Tensor;
+  d: Tensor;
+}
+
+/** The saved r and d, or null without renorm. */
+export function correctionOf(saved: Record<string, Tensor | undefined>): Correction | null {
+  return saved.r == null ? null : {r: saved.r, d: saved.d as Tensor};
+}
+
 /** γ' = γ·r broadcast over the view (γ = 1 without scale; null when neither is there). */
 export function effectiveGamma(view: GroupView, gamma: Tensor | null, r: Tensor | null): Tensor | null {
   if (r == null) return gamma == null ? null : view.perChannel(gamma);
@@ -46,12 +57,12 @@ export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, {inputs: ['
       const s = savedByName(saved, attrs);
       // With ghost batches the per-group variances are saved (what the gradient kernel takes).
       const [x, variance] = [s.x as Tensor, (s.groupVariance ?? s.variance) as Tensor];
-      const [gamma, r, d] = [s.gamma ?? null, s.r ?? null, s.d ?? null];
+      const [gamma, correction] = [s.gamma ?? null, correctionOf(s)];
       const a = attrs as unknown as BatchNormTrainAttrs;
       // Absent optional attributes pass as undefined, which the kernels read as their defaults.
       const gradAttrs: BatchNormTrainGradAttrs = {axis: a.axis, epsilon: a.epsilon, paramShape: a.paramShape, ghosts: a.ghosts};
-      if (implementationFor('trainGrad', x.rank, a.axis, {uses: featuresOf(a, r != null)}) === 'fused') {
-        const inputs = {dy, x, variance, dmean, dvariance, ...(gamma == null ? {} : {gamma}), ...(r == null || d == null ? {} : {r, d})};
+      if (implementationFor('trainGrad', x.rank, a.axis, {uses: featuresOf(a, correction != null)}) === 'fused') {
+        const inputs = {dy, x, variance, dmean, dvariance, ...(gamma == null ? {} : {gamma}), ...correction};
         const [dx, dgamma, dbeta] = runKernelSaving(BatchNormTrainGrad, inputs, gradAttrs as unknown as NamedAttrMap, TRAIN_GRAD_SAVES);
         return {x: () => dx, gamma: () => dgamma, beta: () => dbeta};
       }
@@ -59,14 +70,14 @@ export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, {inputs: ['
       // (see batch_norm_train_grad_grad.ts), and second-order gradients need that dependence.
       const view = groupView(x.shape, a.axis, a.ghosts ?? 1);
       const moments = compositeMoments(view.toView(x), view.geometry, null);
-      const grads = trainingGrads(view.toView(dy), moments.centered, effectiveGamma(view, gamma, r), moments.variance, view.geometry,
+      const grads = trainingGrads(view.toView(dy), moments.centered, effectiveGamma(view, gamma, correction?.r ?? null), moments.variance, view.geometry,
           a.epsilon, {weights: null, count: moments.count, dmean: perGroupShare(view, dmean), dvariance: perGroupShare(view, dvariance)});
       const paramShape = gamma?.shape ?? a.paramShape ?? [dmean.size];
       const dbeta = () => view.sumOverGhosts(grads.dbeta, paramShape);
       const dgamma = () => {
         const dg = view.sumOverGhosts(grads.dgamma, paramShape);
         // y = x̂·(r·γ) + d·γ + β: dγ = r·Σdy·x̂ + d·Σdy.
-        return r == null || d == null ? dg : add(mul(reshape(r, paramShape), dg), mul(reshape(d, paramShape), dbeta()));
+        return correction == null ? dg : add(mul(reshape(correction.r, paramShape), dg), mul(reshape(correction.d, paramShape), dbeta()));
       };
       return {x: () => reshape(grads.dx, x.shape), gamma: dgamma, beta: dbeta};
     });

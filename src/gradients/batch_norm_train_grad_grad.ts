@@ -16,7 +16,7 @@
 import {add, div, mul, reshape, Tensor, zeros, zerosLike} from '@tensorflow/tfjs-core';
 import {BatchNormTrainGrad, BatchNormTrainGradAttrs} from '../kernel_names';
 import {compositeMoments} from '../ops/moments';
-import {effectiveGamma, perGroupShare} from './batch_norm_train_grad';
+import {correctionOf, effectiveGamma, perGroupShare} from './batch_norm_train_grad';
 import {trainingGradGrads} from './closed_form';
 import {groupView} from './group_view';
 import {savedByName, savingConfig} from './saved';
@@ -27,13 +27,15 @@ export const batchNormTrainGradGradConfig = savingConfig(BatchNormTrainGrad, {in
       const [ddx, ddgamma, ddbeta] = upstream as Tensor[];
       const s = savedByName(saved, attrs);
       const [dy, x, dvariance] = [s.dy as Tensor, s.x as Tensor, s.dvariance as Tensor];
-      const [gamma, r, d] = [s.gamma ?? null, s.r ?? null, s.d ?? null];
+      const [gamma, correction] = [s.gamma ?? null, correctionOf(s)];
+      const r = correction?.r ?? null;
       const {axis, epsilon, ghosts} = attrs as unknown as BatchNormTrainGradAttrs;
       const view = groupView(x.shape, axis, ghosts ?? 1);
       // μ and σ² recomputed on the tape, so that third-order gradients see how they depend on x.
       const {centered, variance} = compositeMoments(view.toView(x), view.geometry, null);
       const upstreamGamma = r == null ? view.perChannel(ddgamma) : mul(view.perChannel(r), view.perChannel(ddgamma));
-      const upstreamBeta = r == null || d == null ? view.perChannel(ddbeta) : add(view.perChannel(ddbeta), mul(view.perChannel(d), view.perChannel(ddgamma)));
+      const upstreamBeta = correction == null ? view.perChannel(ddbeta) :
+        add(view.perChannel(ddbeta), mul(view.perChannel(correction.d), view.perChannel(ddgamma)));
       const grads = trainingGradGrads({ddx: view.toView(ddx), ddgamma: upstreamGamma, ddbeta: upstreamBeta}, view.toView(dy), centered,
           effectiveGamma(view, gamma, r), variance, perGroupShare(view, dvariance), view.geometry, epsilon, view.count);
       const channels = dvariance.shape;
@@ -47,10 +49,10 @@ export const batchNormTrainGradGradConfig = savingConfig(BatchNormTrainGrad, {in
         },
         // σ² is x's variance, differentiated through x above; as an input it is only a cached value
         // ([channels], or per group with ghost batches).
-        variance: () => (view.ghosts === 1 ? zerosLike(dvariance) : zeros([dvariance.size * view.ghosts])),
+        variance: () => zeros([dvariance.size * view.ghosts]),
         dmean: () => perChannel(grads.dmean()),
         dvariance: () => perChannel(grads.dvariance()),
         // Constants of the forward (Keras' stop_gradient).
-        ...(r == null || d == null ? {} : {r: () => zerosLike(r), d: () => zerosLike(d)}),
+        ...(correction == null ? {} : {r: () => zerosLike(correction.r), d: () => zerosLike(correction.d)}),
       };
     });

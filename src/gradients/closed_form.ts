@@ -66,15 +66,14 @@ export function trainingGrads(dy: Tensor, centered: Tensor, gamma: Tensor | null
   const {scale, xhat} = normalization(centered, gamma, variance, epsilon);
   const sumDy = sum(dy, reduce, true);
   const sumDyXhat = sum(mul(dy, xhat), reduce, true);
-  const total = typeof count === 'number' ? scalar(count) : count;
   // With weights, Σw·xc = μ·1e-7 is not 0 (Keras' 1e-7 in W): ∂σ²/∂μ = −2·Σw·xc/W then matters (it
   // is amplified by r² for a small ε), and folds into centering x̂ and xc by their weighted means.
-  const centeredByWeight = (t: Tensor) => (weights == null ? t : sub(t, div(sum(mul(weights, t), reduce, true), total)));
+  const centeredByWeight = (t: Tensor) => (weights == null ? t : sub(t, div(sum(mul(weights, t), reduce, true), count)));
   // Everything that reaches x through μ and σ², before the ·w/W of ∂μ/∂x and ∂σ²/∂x.
   let throughStatistics = neg(mul(scale, add(sumDy, mul(centeredByWeight(xhat), sumDyXhat))));
   if (dmean != null) throughStatistics = add(throughStatistics, dmean);
   if (dvariance != null) throughStatistics = add(throughStatistics, mul(mul(centeredByWeight(centered), scalar(2)), dvariance));
-  const perPosition = div(throughStatistics, total);
+  const perPosition = div(throughStatistics, count);
   const dx = add(mul(dy, scale), weights == null ? perPosition : mul(weights, perPosition));
   return {dx, dgamma: sumDyXhat, dbeta: sumDy};
 }

@@ -32,7 +32,7 @@ export function groupView(shape: number[], axes: number[], ghosts: number): Grou
     ghosts,
     geometry,
     count: shape.reduce((n, d) => n * d, 1) / groups,
-    toView: t => (ghosts === 1 ? t : reshape(t, viewShape)),
+    toView: t => reshape(t, viewShape),
     perChannel: t => reshape(t, paramShape),
     sumOverGhosts: (t, out) => reshape(ghosts === 1 ? t : sum(t, 1), out),
   };

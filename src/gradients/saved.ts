@@ -57,14 +57,14 @@ export function savingConfig(kernelName: string, defaults: SaveLists, gradFunc: 
 /** Runs a kernel whose gradient config came from savingConfig, saving `lists` (inputs that are present). */
 export function runKernelSaving(kernelName: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap, lists: SaveLists): Tensor[] {
   const {inputsToSave, outputsToSave, names} = listsFor(lists, name => inputs[name] != null);
-  const previous = inProgress.get(kernelName);
+  // A kernel's call never nests inside another of the same kernel (kernels run synchronously and
+  // call no kernels of this package), so there is no outer call's lists to restore.
   inProgress.set(kernelName, {inputsToSave, outputsToSave});
   try {
     const out = engine().runKernel(kernelName, inputs, {...attrs, [SAVED_ATTR]: names});
     return Array.isArray(out) ? out : [out as Tensor];
   } finally {
-    if (previous == null) inProgress.delete(kernelName);
-    else inProgress.set(kernelName, previous);
+    inProgress.delete(kernelName);
   }
 }
 
