@@ -11,7 +11,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import {batchNormInfer, batchNormTrain} from '../src';
-import {cpuKernels} from '../src/kernels/cpu';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
 import {broadcastShape, normalizeAxes, reductionAxes} from '../src/ops/channel_axes';
 import {KERAS_BACKEND_EPSILON} from '../src/ops/moments';
@@ -46,6 +45,39 @@ function reference(axes: number[], weights: tf.Tensor | null): Normalize {
 function ours(axis: number | number[], mask: tf.Tensor | null): Normalize {
   return (x, gamma, beta) => batchNormTrain(x, gamma, beta, {axis, epsilon: EPSILON, mask});
 }
+
+/**
+ * Ghost batches (k of them) in plain tf ops: Keras 2's view [B/k, k, …], each (ghost batch, channel)
+ * normalized with its own moments; the mean and variance outputs average them over ghost batches.
+ */
+function ghostReference(axes: number[], k: number): Normalize {
+  return (x, gamma, beta) => {
+    const viewShape = [x.shape[0] / k, k, ...x.shape.slice(1)];
+    const viewAxes = [1, ...axes.map(a => a + 1)];
+    const view = tf.reshape(x, viewShape);
+    const {mean, variance} = tf.moments(view, reductionAxes(view.rank, viewAxes), true);
+    const paramShape = broadcastShape(viewShape, viewAxes).map((d, i) => (i === 1 ? 1 : d));
+    const normalized = tf.div(tf.sub(view, mean), tf.sqrt(tf.add(variance, EPSILON)));
+    const y = tf.reshape(tf.add(tf.mul(normalized, tf.reshape(gamma, paramShape)), tf.reshape(beta, paramShape)), x.shape);
+    const overGhosts = (t: tf.Tensor) => tf.reshape(tf.mean(t, 1), [gamma.size]);
+    return {y, mean: overGhosts(mean), variance: overGhosts(variance)};
+  };
+}
+
+/** BatchNormTrain called directly with engine().runKernel (every base input; `ghosts` k). */
+function direct(axes: number[], ghosts = 1): Normalize {
+  return (x, gamma, beta) => {
+    const attrs = {axis: axes, epsilon: EPSILON, ...(ghosts > 1 ? {ghosts} : {})};
+    const [y, mean, variance] = tf.engine().runKernel(BatchNormTrain, {x, gamma, beta}, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    return {y, mean, variance};
+  };
+}
+
+/** Ghost-batch cases (the kernels' `ghosts` attribute, which only the layer's step sets otherwise). */
+const GHOST_CASES: Array<Case & {ghosts: number}> = [
+  {name: 'channels-first, 2 ghost batches', shape: [4, 3, 2, 2], axis: 1, ghosts: 2},
+  {name: 'channels-last, 3 ghost batches', shape: [6, 2, 3], axis: -1, ghosts: 3},
+];
 
 interface Case {
   name: string;
@@ -149,9 +181,10 @@ describeEachPath('second-order gradients of batchNormInfer', (backend, path) => 
 
 describe('a backend with the fused forward kernel but no fused gradient kernel [cpu]', () => {
   // What a backend registering BatchNormTrain before BatchNormTrainGrad gets: the closed form in tf ops.
-  const gradKernel = cpuKernels.find(k => k.kernelName === BatchNormTrainGrad);
+  let gradKernel: tf.KernelConfig | undefined;
   beforeAll(async () => {
     await tf.setBackend('cpu');
+    gradKernel = tf.getKernel(BatchNormTrainGrad, 'cpu');  // as registered (register.ts wraps the kernels)
     tf.unregisterKernel(BatchNormTrainGrad, 'cpu');
   });
   afterAll(() => {
@@ -162,6 +195,14 @@ describe('a backend with the fused forward kernel but no fused gradient kernel [
     const d = inputs(c);
     const got = higherOrder(ours(c.axis, null), d);
     const want = higherOrder(reference(d.axes, null), d);
+    for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `fallback ${c.name}: ${key}`);
+    tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+  });
+
+  test.each(GHOST_CASES)('BatchNormTrain with $name, called directly: first, second and third order as the tf-ops ghost batches', c => {
+    const d = inputs(c);
+    const got = higherOrder(direct(d.axes, c.ghosts), d);
+    const want = higherOrder(ghostReference(d.axes, c.ghosts), d);
     for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `fallback ${c.name}: ${key}`);
     tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
   });
@@ -189,35 +230,70 @@ describeEachPath('the kernels called directly', (backend, path) => {
 
   test('BatchNormTrain: first, second and third order as the reference', () => {
     const d = inputs(c);
-    const direct: Normalize = (x, gamma, beta) => {
-      const [y, mean, variance] = run(BatchNormTrain, {x, gamma, beta}, d.axes) as tf.Tensor[];
-      return {y, mean, variance};
-    };
-    const got = higherOrder(direct, d);
+    const got = higherOrder(direct(d.axes), d);
     const want = higherOrder(reference(d.axes, null), d);
     for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `${backend}/${path} direct: ${key}`);
     tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
   });
 
-  test('BatchNormTrainGrad: its gradients for dy, x and gamma as those of the op\'s gradient', () => {
+  // The layer never differentiates a ghost step's mean and variance outputs (they feed only the
+  // moving statistics); called directly they are differentiated like any other output.
+  test.each(GHOST_CASES)('BatchNormTrain with $name: first, second and third order as the tf-ops ghost batches', c => {
+    const d = inputs(c);
+    const got = higherOrder(direct(d.axes, c.ghosts), d);
+    const want = higherOrder(ghostReference(d.axes, c.ghosts), d);
+    for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `${backend}/${path} direct ghosts: ${key}`);
+    tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+  });
+
+  // With renorm's r and d (constants of the forward): y = x̂·(r·γ) + d·γ + β, so the op's gradient
+  // with γ' = r·γ gives dx, and dγ = r·dγ' + d·dβ. Called directly, r and d may be on the tape: their
+  // gradients are zero.
+  test.each([false, true])('BatchNormTrainGrad (renorm: %s): its gradients for dy, x, gamma (r, d) as those of the op\'s gradient', renorm => {
     const d = inputs(c);
     const zeros = tf.zeros([d.gamma.size]);
+    const [r, dd] = renorm ? [tf.randomUniform([d.gamma.size], 0.7, 1.4, 'float32', 10), tf.randomUniform([d.gamma.size], -0.5, 0.5, 'float32', 11)] : [tf.ones([d.gamma.size]), tf.zeros([d.gamma.size])];
+    // The op's side takes copies, so that only the direct call's r and d are differentiated.
+    const [rConst, dConst] = [r, dd].map(t => tf.tensor(t.dataSync()));
     const [got, want] = [true, false].map(direct => tf.tidy(() => {
-      // Σ wy·dx + Σ wm·dγ: dx and dγ of L = Σ dy·y, with dy = v.
-      const firstOrder = (dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor) => {
+      // Σ wy·dx + Σ wm·dγ + Σ wv·dβ: the gradients of L = Σ dy·y, with dy = v.
+      const firstOrder = (dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, ri: tf.Tensor, di: tf.Tensor) => {
         if (direct) {
           const variance = batchNormTrain(x, null, null, {axis: c.axis, epsilon: EPSILON}).variance;
-          return run(BatchNormTrainGrad, {dy, x, gamma, variance, dmean: zeros, dvariance: zeros}, d.axes) as tf.Tensor[];
+          const correction: tf.NamedTensorMap = renorm ? {r: ri, d: di} : {};
+          return run(BatchNormTrainGrad, {dy, x, gamma, variance, dmean: zeros, dvariance: zeros, ...correction}, d.axes) as tf.Tensor[];
         }
-        return tf.grads((xi: tf.Tensor, gi: tf.Tensor) => tf.sum(tf.mul(dy, ours(c.axis, null)(xi, gi, d.beta).y)))([x, gamma]);
+        const [dx, dg, db] = tf.grads((xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(dy, ours(c.axis, null)(xi, gi, bi).y)))(
+            [x, tf.mul(gamma, rConst), d.beta]);
+        return [dx, tf.add(tf.mul(rConst, dg), tf.mul(dConst, db)), db];
       };
-      return tf.grads((dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor) => {
-        const [dx, dgamma] = firstOrder(dy, x, gamma);
-        return tf.add(tf.sum(tf.mul(d.wy, dx)), tf.sum(tf.mul(d.wm, dgamma)));
-      })([d.v, d.x, d.gamma]).map(t => t.dataSync());
+      return tf.grads((dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, ri: tf.Tensor, di: tf.Tensor) => {
+        const [dx, dgamma, dbeta] = firstOrder(dy, x, gamma, ri, di);
+        // Keeps r and d on the tape where the op does not take them.
+        const tie = tf.mul(0, tf.add(tf.sum(ri), tf.sum(di)));
+        return tf.addN([tf.sum(tf.mul(d.wy, dx)), tf.sum(tf.mul(d.wm, dgamma)), tf.sum(tf.mul(d.wv, dbeta)), tie]);
+      })([d.v, d.x, d.gamma, r, dd]).map(t => t.dataSync());
     }));
-    ['dy', 'x', 'gamma'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${backend}/${path} direct: d/d${name}`));
-    tf.dispose([zeros, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
+    ['dy', 'x', 'gamma', 'r', 'd'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${backend}/${path} direct: d/d${name}`));
+    tf.dispose([zeros, r, dd, rConst, dConst, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
+  });
+
+  test('BatchNormTrain with renorm: first, second and third order as the tf-ops normalization with γ·r and β + d·γ (r, d constant)', () => {
+    const d = inputs(c);
+    const renormInputs = {renormMean: tf.randomNormal([d.gamma.size], 2, 0.5, 'float32', 12), renormStddev: tf.randomUniform([d.gamma.size], 1, 2, 'float32', 13),
+      rmax: tf.scalar(1.2), dmax: tf.scalar(0.3)};
+    const directRenorm = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) =>
+      run(BatchNormTrain, {x, gamma, beta, ...renormInputs}, d.axes) as tf.Tensor[];
+    // r and d at d.x, off the tape (every derivative below is taken there).
+    const [r, dd] = tf.tidy(() => directRenorm(d.x, d.gamma, d.beta).slice(3).map(t => tf.tensor(t.dataSync())));
+    expect(Array.from(r.dataSync()).some(v => Math.abs(v - 1) > 1e-3)).toBe(true);
+    const got = higherOrder((x, gamma, beta) => {
+      const [y, mean, variance] = directRenorm(x, gamma, beta);
+      return {y, mean, variance};
+    }, d);
+    const want = higherOrder((x, gamma, beta) => reference(d.axes, null)(x, tf.mul(gamma, r), tf.add(beta, tf.mul(dd, gamma))), d);
+    for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `${backend}/${path} direct renorm: ${key}`);
+    tf.dispose([r, dd, ...Object.values(renormInputs), ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
   });
 
   test('BatchNormInfer: the penalty\'s gradients as the op\'s', () => {

@@ -4,15 +4,22 @@
  * (with a warning) what the first registered.
  */
 import {getGradient, getKernel, GradConfig, KernelConfig, registerGradient, registerKernel} from '@tensorflow/tfjs-core';
-import {batchNormInferGradConfig} from './gradients/batch_norm_infer_grad';
-import {batchNormTrainGradConfig} from './gradients/batch_norm_train_grad';
+import {batchNormInferGradConfig, INFER_SAVES} from './gradients/batch_norm_infer_grad';
+import {batchNormTrainGradConfig, TRAIN_GRAD_SAVES, trainCallSaves} from './gradients/batch_norm_train_grad';
 import {batchNormTrainGradGradConfig} from './gradients/batch_norm_train_grad_grad';
+import {CallSaves, savingDirectCalls} from './gradients/saved';
+import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from './kernel_names';
 import {cpuKernels} from './kernels/cpu';
 import {wasmKernels} from './kernels/wasm';
 import {webglKernels} from './kernels/webgl';
 import {webgpuKernels} from './kernels/webgpu';
 
-const kernels: KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webglKernels, ...webgpuKernels];
+/** What each kernel's direct calls save for its gradient (gradients/saved.ts; calls through the ops choose their own). */
+const DIRECT_SAVES: Record<string, CallSaves> = {[BatchNormTrain]: trainCallSaves, [BatchNormTrainGrad]: () => TRAIN_GRAD_SAVES,
+  [BatchNormInfer]: () => INFER_SAVES};
+
+const kernels: KernelConfig[] = [...cpuKernels, ...wasmKernels, ...webglKernels, ...webgpuKernels]
+    .map(config => savingDirectCalls(config, DIRECT_SAVES[config.kernelName]));
 const gradients: GradConfig[] = [batchNormTrainGradConfig, batchNormTrainGradGradConfig, batchNormInferGradConfig];
 
 /** Registers the fused cpu/wasm/webgl/webgpu kernels and the gradients (safe to call more than once). */

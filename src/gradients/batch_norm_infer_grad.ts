@@ -9,10 +9,13 @@ import {reshape, sub, Tensor} from '@tensorflow/tfjs-core';
 import {BatchNormInfer, BatchNormInferAttrs} from '../kernel_names';
 import {broadcastGeometry} from '../ops/channel_axes';
 import {inferenceGrads} from './closed_form';
-import {savedByName, savingConfig} from './saved';
+import {SaveLists, savedByName, savingConfig} from './saved';
+
+/** What BatchNormInfer's gradient needs saved. */
+export const INFER_SAVES: SaveLists = {inputs: ['x', 'mean', 'variance', 'gamma'], outputs: []};
 
 /** Gradient config registered for BatchNormInfer. */
-export const batchNormInferGradConfig = savingConfig(BatchNormInfer, {inputs: ['x', 'mean', 'variance', 'gamma'], outputs: []},
+export const batchNormInferGradConfig = savingConfig(BatchNormInfer, INFER_SAVES,
     (dy, saved, attrs) => {
       const {x, mean, variance, gamma} = savedByName(saved, attrs) as Record<string, Tensor>;
       const {axis, epsilon} = attrs as BatchNormInferAttrs;

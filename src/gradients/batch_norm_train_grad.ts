@@ -11,8 +11,8 @@
  * bounds) get no gradient: a tf.grad with respect to one of them fails with tfjs' "Cannot backprop
  * through input" instead of answering.
  */
-import {add, div, mul, NamedAttrMap, reshape, Tensor} from '@tensorflow/tfjs-core';
-import {BatchNormFeature, BatchNormTrain, BatchNormTrainAttrs, BatchNormTrainGrad, BatchNormTrainGradAttrs} from '../kernel_names';
+import {add, div, mul, NamedAttrMap, NamedTensorInfoMap, reshape, Tensor} from '@tensorflow/tfjs-core';
+import {BatchNormFeature, BatchNormTrain, BatchNormTrainAttrs, BatchNormTrainGrad, BatchNormTrainGradAttrs, batchNormTrainOutputs} from '../kernel_names';
 import {implementationFor} from '../ops/dispatch';
 import {compositeMoments} from '../ops/moments';
 import {trainingGrads} from './closed_form';
@@ -21,6 +21,21 @@ import {runKernelSaving, savedByName, SaveLists, savingConfig} from './saved';
 
 /** What BatchNormTrainGrad's own gradient (the double backward) needs saved. */
 export const TRAIN_GRAD_SAVES: SaveLists = {inputs: ['dy', 'x', 'gamma', 'dvariance', 'r', 'd'], outputs: []};
+
+/**
+ * What BatchNormTrain's gradient needs saved from a call with these outputs: x, gamma; the variance
+ * output, or with ghost batches the per-group variances; r and d with renorm.
+ */
+export function trainSaves(outputs: string[]): SaveLists {
+  const wanted = [outputs.includes('groupVariance') ? 'groupVariance' : 'variance', ...(outputs.includes('r') ? ['r', 'd'] : [])];
+  return {inputs: ['x', 'gamma'], outputs: wanted.map(name => [name, outputs.indexOf(name)] as [string, number])};
+}
+
+/** The same for a call with these inputs and attributes (its outputs follow from them: kernel_names.ts). */
+export function trainCallSaves(inputs: NamedTensorInfoMap, attrs: NamedAttrMap): SaveLists {
+  const {ghosts} = attrs as unknown as BatchNormTrainAttrs;
+  return trainSaves(batchNormTrainOutputs({moving: inputs.movingMean != null, renorm: inputs.renormMean != null, ghosts: (ghosts ?? 1) > 1}));
+}
 
 /** The features of the forward call that the gradient kernel must declare too. */
 function featuresOf(attrs: BatchNormTrainAttrs, renorm: boolean): BatchNormFeature[] {
@@ -51,7 +66,7 @@ export function perGroupShare(view: GroupView, t: Tensor): Tensor {
 }
 
 /** Gradient config registered for BatchNormTrain. */
-export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, {inputs: ['x', 'gamma'], outputs: [['variance', 2]]},
+export const batchNormTrainGradConfig = savingConfig(BatchNormTrain, trainSaves(batchNormTrainOutputs({moving: false, renorm: false, ghosts: false})),
     (dys, saved, attrs) => {
       const [dy, dmean, dvariance] = dys as Tensor[];
       const s = savedByName(saved, attrs);

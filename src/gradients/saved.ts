@@ -12,11 +12,15 @@
  *   and the wanted outputs at their positions. It names what is saved, in order, in the attribute
  *   `saved`, which tfjs hands to the gradient with the saved tensors.
  * - The GradConfig's lists are getters (`savingConfig`) that answer the lists of the call in
- *   progress (kernels run synchronously), and the defaults for a call made directly with
- *   engine().runKernel (the base interface: every default input present).
+ *   progress (kernels run synchronously).
+ * - This package's kernels are registered through `savingDirectCalls`, so that a call made
+ *   directly with engine().runKernel answers its own lists too: the kernel, before it runs, puts
+ *   them where the getters look and names them in the call's attributes (the object tfjs keeps for
+ *   the gradient). Another backend's kernels registered under these names get, called directly,
+ *   the defaults (the base interface: every default input present).
  * - The gradient reads the saved tensors by name (`savedByName`).
  */
-import {engine, GradConfig, GradFunc, NamedAttrMap, Tensor} from '@tensorflow/tfjs-core';
+import {engine, GradConfig, GradFunc, KernelConfig, NamedAttrMap, NamedTensorInfoMap, Tensor} from '@tensorflow/tfjs-core';
 
 /** What a gradient wants saved: input names, and output names at their positions. */
 export interface SaveLists {
@@ -27,6 +31,9 @@ export interface SaveLists {
 
 /** The lists of the call in progress, by kernel name. */
 const inProgress = new Map<string, {inputsToSave: string[]; outputsToSave: boolean[]}>();
+
+/** The lists of the latest direct call, by kernel name (read right after that call's kernel ran). */
+const directCall = new Map<string, {inputsToSave: string[]; outputsToSave: boolean[]}>();
 
 /** The attribute that names the saved tensors, in order. */
 const SAVED_ATTR = 'saved';
@@ -48,8 +55,8 @@ export function savingConfig(kernelName: string, defaults: SaveLists, gradFunc: 
   const fallback = listsFor(defaults, () => true);
   return {
     kernelName,
-    get inputsToSave() { return (inProgress.get(kernelName) ?? fallback).inputsToSave; },
-    get outputsToSave() { return (inProgress.get(kernelName) ?? fallback).outputsToSave; },
+    get inputsToSave() { return (inProgress.get(kernelName) ?? directCall.get(kernelName) ?? fallback).inputsToSave; },
+    get outputsToSave() { return (inProgress.get(kernelName) ?? directCall.get(kernelName) ?? fallback).outputsToSave; },
     gradFunc: (dy, saved, attrs) => gradFunc(dy, saved, {[SAVED_ATTR]: fallback.names, ...attrs}),
   };
 }
@@ -66,6 +73,29 @@ export function runKernelSaving(kernelName: string, inputs: Record<string, Tenso
   } finally {
     inProgress.delete(kernelName);
   }
+}
+
+/** What a gradient wants saved from one call, given the call's inputs and attributes. */
+export type CallSaves = (inputs: NamedTensorInfoMap, attrs: NamedAttrMap) => SaveLists;
+
+/**
+ * `config` whose direct calls (engine().runKernel, not runKernelSaving) save what `saves` answers
+ * for that call: the lists go where the getters of savingConfig look, and their names into the
+ * call's attributes, which tfjs hands to the gradient.
+ */
+export function savingDirectCalls(config: KernelConfig, saves: CallSaves): KernelConfig {
+  return {
+    ...config,
+    kernelFunc: params => {
+      const attrs = params.attrs as NamedAttrMap | undefined;
+      if (attrs != null && attrs[SAVED_ATTR] == null) {
+        const {inputsToSave, outputsToSave, names} = listsFor(saves(params.inputs, attrs), name => params.inputs[name] != null);
+        directCall.set(config.kernelName, {inputsToSave, outputsToSave});
+        attrs[SAVED_ATTR] = names;
+      }
+      return config.kernelFunc(params);
+    },
+  };
 }
 
 /** The saved tensors by the names runKernelSaving recorded (an absent one is undefined). */

@@ -15,7 +15,8 @@
  * internal function, whose caller writes them into the layer's non-trainable variables.
  */
 import {NamedAttrMap, ones, reshape, scalar, Tensor, Tensor1D, TensorContainerObject, tidy, zeros} from '@tensorflow/tfjs-core';
-import {runKernelSaving, SaveLists} from '../gradients/saved';
+import {trainSaves} from '../gradients/batch_norm_train_grad';
+import {runKernelSaving} from '../gradients/saved';
 import {BatchNormTrain, BatchNormTrainAttrs, batchNormTrainOutputs} from '../kernel_names';
 import {batchNormTrainComposite} from './batch_norm_composite';
 import {FeatureMode, implementationFor, situationOf} from './dispatch';
@@ -74,15 +75,6 @@ export function trainStep(args: CheckedArgs, gamma: Tensor | null, beta: Tensor 
     const view = ghostView(args.x, options.mask ?? null, args.axes, ghosts, !masked && implementationFor('train', args.x.rank, args.axes) === 'fused');
     return composedStep(args, view, gamma, beta, options) as unknown as TensorContainerObject;
   }) as unknown as TrainStepResult;
-}
-
-/**
- * What BatchNormTrain's gradient needs saved: x, gamma; the variance output, or with ghost batches
- * the per-group variances; r and d with renorm.
- */
-function trainSaves(outputs: string[]): SaveLists {
-  const wanted = [outputs.includes('groupVariance') ? 'groupVariance' : 'variance', ...(outputs.includes('r') ? ['r', 'd'] : [])];
-  return {inputs: ['x', 'gamma'], outputs: wanted.map(name => [name, outputs.indexOf(name)] as [string, number])};
 }
 
 /** gamma and beta as the fused training kernel takes them: as given where it declares flexibleParams, else [channels] with fills. */
