@@ -4,7 +4,7 @@
  *  - over a million values per channel, with the channel's first value an outlier 1000 away from
  *    the others (spread 0.5): float32 accumulation, or float32 storage of the per-channel sums,
  *    loses the variance entirely there (E[d²] − E[d]² cancels 7 digits);
- *  - large offsets (1e4 ± 0.5), masked and not;
+ *  - large offsets (1e4 ± 0.5), masked and not; a masked one with a small ε;
  *  - the gradient of the mean and variance outputs over 48000 values per channel (the issue's
  *    [1, 3] axes), where a shift that the tape differentiates cancels in float32.
  * Tolerances in |got − want|/(1 + |want|) unless said otherwise; measured errors beside each.
@@ -93,6 +93,20 @@ describeEachPath('precision', (backend, path) => {
       weights: mask == null ? null : Float32Array.from(x, (_, i) => mask[Math.floor(i / 3)])};
     // Measured worst 4.7e-8 fused, 2.2e-6 on wasm's tf-ops path (float32 sums), 1.2e-7 masked on cpu.
     expectAll(run(p, dy, mask), reference(p, dy), 1e-5, label(`large offset${masked ? ', masked' : ''}`));
+  });
+
+  // Keras' masked moments divide by Σw + 1e-7, so Σw·(x − mean) = 1e-7·mean is not 0: with a large
+  // mean and a small ε its share of dx (through ∂σ²/∂μ, ·1/(σ²+ε)) reaches 1e-3. Measured worst
+  // 6.2e-7 on cpu, 1.7e-6 on wasm; tolerance 1e-5 (dropping that share measured 1.4e-3).
+  test('masked, offset 1000 ± 0.05 and ε = 1e-5: the mask total\'s 1e-7 in the gradient', () => {
+    const rand = random(3);
+    const shape = [6, 4, 3];
+    const x = Float32Array.from({length: 72}, () => 1000 + 0.1 * (rand() - 0.5));
+    const dy = Float32Array.from(x, () => rand() - 0.5);
+    const mask = Float32Array.from({length: 24}, (_, i) => (i % 4 === 1 ? 0 : 1));
+    const p: RefProblem = {shape, axes: [2], x, gamma: Float32Array.of(1, 2, 0.5), beta: Float32Array.of(0, 1, -1), epsilon: 1e-5,
+      weights: Float32Array.from(x, (_, i) => mask[Math.floor(i / 3)])};
+    expectAll(run(p, dy, mask), reference(p, dy), 1e-5, label('masked, small ε'));
   });
 
   // Mutation runs take a tenth of the batch (4800 values per channel), where cpu's case takes under
