@@ -10,7 +10,9 @@
  * cases (both float32, so the difference is rounding of two formulations): a margin of 12.
  */
 import * as tf from '@tensorflow/tfjs';
+import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
 import {batchNormInfer, batchNormTrain} from '../src';
+import {cpuKernels} from '../src/kernels/cpu';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
 import {broadcastShape, normalizeAxes, reductionAxes} from '../src/ops/channel_axes';
 import {KERAS_BACKEND_EPSILON} from '../src/ops/moments';
@@ -222,19 +224,76 @@ describe('a backend with the fused forward kernel but no fused gradient kernel [
  * registered defaults and must answer as the ops do — to third order for BatchNormTrain, second for
  * BatchNormTrainGrad and BatchNormInfer.
  */
-describeEachPath('the kernels called directly', (backend, path) => {
-  const c = CASES[0];
-  const attrs = (axes: number[]) => ({axis: axes, epsilon: EPSILON});
-  const run = (kernel: string, inputs: tf.NamedTensorMap, axes: number[]) =>
-    tf.engine().runKernel(kernel, inputs, attrs(axes) as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+/** The case the direct calls run (a channels-first rank-4 input). */
+const DIRECT_CASE = CASES[0];
 
-  test('BatchNormTrain: first, second and third order as the reference', () => {
-    const d = inputs(c);
-    const got = higherOrder(direct(d.axes), d);
-    const want = higherOrder(reference(d.axes, null), d);
-    for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `${backend}/${path} direct: ${key}`);
-    tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
-  });
+/** A kernel called with engine().runKernel, with axis and epsilon. */
+function runDirect(kernel: string, inputs: tf.NamedTensorMap, axes: number[]): tf.Tensor | tf.Tensor[] {
+  return tf.engine().runKernel(kernel, inputs, {axis: axes, epsilon: EPSILON} as unknown as tf.NamedAttrMap) as tf.Tensor | tf.Tensor[];
+}
+
+/** BatchNormTrain called directly: first, second and third order as the reference. */
+function checkDirectTrain(label: string): void {
+  const d = inputs(DIRECT_CASE);
+  const got = higherOrder(direct(d.axes), d);
+  const want = higherOrder(reference(d.axes, null), d);
+  for (const key of Object.keys(want)) expectClose(got[key], want[key], TOLERANCE, `${label} direct: ${key}`);
+  tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
+}
+
+/**
+ * BatchNormTrainGrad called directly: its gradients for dy, x and gamma as those of the op's
+ * gradient. With renorm's r and d (constants of the forward): y = x̂·(r·γ) + d·γ + β, so the op's
+ * gradient with γ' = r·γ gives dx, and dγ = r·dγ' + d·dβ; r and d, on the tape here, get zero.
+ */
+function checkDirectTrainGrad(label: string, renorm: boolean): void {
+  const d = inputs(DIRECT_CASE);
+  const zeros = tf.zeros([d.gamma.size]);
+  const [r, dd] = renorm ? [tf.randomUniform([d.gamma.size], 0.7, 1.4, 'float32', 10), tf.randomUniform([d.gamma.size], -0.5, 0.5, 'float32', 11)] : [tf.ones([d.gamma.size]), tf.zeros([d.gamma.size])];
+  // The op's side takes copies, so that only the direct call's r and d are differentiated.
+  const [rConst, dConst] = [r, dd].map(t => tf.tensor(t.dataSync()));
+  const [got, want] = [true, false].map(direct => tf.tidy(() => {
+    // Σ wy·dx + Σ wm·dγ + Σ wv·dβ: the gradients of L = Σ dy·y, with dy = v.
+    const firstOrder = (dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, ri: tf.Tensor, di: tf.Tensor) => {
+      if (direct) {
+        const variance = batchNormTrain(x, null, null, {axis: DIRECT_CASE.axis, epsilon: EPSILON}).variance;
+        const correction: tf.NamedTensorMap = renorm ? {r: ri, d: di} : {};
+        return runDirect(BatchNormTrainGrad, {dy, x, gamma, variance, dmean: zeros, dvariance: zeros, ...correction}, d.axes) as tf.Tensor[];
+      }
+      const [dx, dg, db] = tf.grads((xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(dy, ours(DIRECT_CASE.axis, null)(xi, gi, bi).y)))(
+          [x, tf.mul(gamma, rConst), d.beta]);
+      return [dx, tf.add(tf.mul(rConst, dg), tf.mul(dConst, db)), db];
+    };
+    return tf.grads((dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, ri: tf.Tensor, di: tf.Tensor) => {
+      const [dx, dgamma, dbeta] = firstOrder(dy, x, gamma, ri, di);
+      // Keeps r and d on the tape where the op does not take them.
+      const tie = tf.mul(0, tf.add(tf.sum(ri), tf.sum(di)));
+      return tf.addN([tf.sum(tf.mul(d.wy, dx)), tf.sum(tf.mul(d.wm, dgamma)), tf.sum(tf.mul(d.wv, dbeta)), tie]);
+    })([d.v, d.x, d.gamma, r, dd]).map(t => t.dataSync());
+  }));
+  ['dy', 'x', 'gamma', 'r', 'd'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${label} direct: d/d${name}`));
+  tf.dispose([zeros, r, dd, rConst, dConst, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
+}
+
+/** BatchNormInfer called directly: the penalty's gradients as the op's. */
+function checkDirectInfer(label: string): void {
+  const d = inputs(DIRECT_CASE);
+  const mean = tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 8);
+  const variance = tf.add(tf.abs(tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 9)), 0.1);
+  const implementations = [
+    (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => runDirect(BatchNormInfer, {x, mean: m, variance: v, gamma: g, beta: b}, d.axes) as tf.Tensor,
+    (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormInfer(x, m, v, g, b, {axis: DIRECT_CASE.axis, epsilon: EPSILON}),
+  ];
+  const [got, want] = implementations.map(f => tf.tidy(() => tf.grads((x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
+    const gx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(d.wy, tf.square(f(xi, m, v, g, b)))))(x);
+    return tf.sum(tf.square(gx));
+  })([d.x, mean, variance, d.gamma, d.beta]).map(t => t.dataSync())));
+  ['x', 'mean', 'variance', 'gamma', 'beta'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${label} direct: d/d${name}`));
+  tf.dispose([mean, variance, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
+}
+
+describeEachPath('the kernels called directly', (backend, path) => {
+  test('BatchNormTrain: first, second and third order as the reference', () => checkDirectTrain(`${backend}/${path}`));
 
   // The layer never differentiates a ghost step's mean and variance outputs (they feed only the
   // moving statistics); called directly they are differentiated like any other output.
@@ -249,41 +308,15 @@ describeEachPath('the kernels called directly', (backend, path) => {
   // With renorm's r and d (constants of the forward): y = x̂·(r·γ) + d·γ + β, so the op's gradient
   // with γ' = r·γ gives dx, and dγ = r·dγ' + d·dβ. Called directly, r and d may be on the tape: their
   // gradients are zero.
-  test.each([false, true])('BatchNormTrainGrad (renorm: %s): its gradients for dy, x, gamma (r, d) as those of the op\'s gradient', renorm => {
-    const d = inputs(c);
-    const zeros = tf.zeros([d.gamma.size]);
-    const [r, dd] = renorm ? [tf.randomUniform([d.gamma.size], 0.7, 1.4, 'float32', 10), tf.randomUniform([d.gamma.size], -0.5, 0.5, 'float32', 11)] : [tf.ones([d.gamma.size]), tf.zeros([d.gamma.size])];
-    // The op's side takes copies, so that only the direct call's r and d are differentiated.
-    const [rConst, dConst] = [r, dd].map(t => tf.tensor(t.dataSync()));
-    const [got, want] = [true, false].map(direct => tf.tidy(() => {
-      // Σ wy·dx + Σ wm·dγ + Σ wv·dβ: the gradients of L = Σ dy·y, with dy = v.
-      const firstOrder = (dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, ri: tf.Tensor, di: tf.Tensor) => {
-        if (direct) {
-          const variance = batchNormTrain(x, null, null, {axis: c.axis, epsilon: EPSILON}).variance;
-          const correction: tf.NamedTensorMap = renorm ? {r: ri, d: di} : {};
-          return run(BatchNormTrainGrad, {dy, x, gamma, variance, dmean: zeros, dvariance: zeros, ...correction}, d.axes) as tf.Tensor[];
-        }
-        const [dx, dg, db] = tf.grads((xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(dy, ours(c.axis, null)(xi, gi, bi).y)))(
-            [x, tf.mul(gamma, rConst), d.beta]);
-        return [dx, tf.add(tf.mul(rConst, dg), tf.mul(dConst, db)), db];
-      };
-      return tf.grads((dy: tf.Tensor, x: tf.Tensor, gamma: tf.Tensor, ri: tf.Tensor, di: tf.Tensor) => {
-        const [dx, dgamma, dbeta] = firstOrder(dy, x, gamma, ri, di);
-        // Keeps r and d on the tape where the op does not take them.
-        const tie = tf.mul(0, tf.add(tf.sum(ri), tf.sum(di)));
-        return tf.addN([tf.sum(tf.mul(d.wy, dx)), tf.sum(tf.mul(d.wm, dgamma)), tf.sum(tf.mul(d.wv, dbeta)), tie]);
-      })([d.v, d.x, d.gamma, r, dd]).map(t => t.dataSync());
-    }));
-    ['dy', 'x', 'gamma', 'r', 'd'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${backend}/${path} direct: d/d${name}`));
-    tf.dispose([zeros, r, dd, rConst, dConst, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
-  });
+  test.each([false, true])('BatchNormTrainGrad (renorm: %s): its gradients for dy, x, gamma (r, d) as those of the op\'s gradient',
+      renorm => checkDirectTrainGrad(`${backend}/${path}`, renorm));
 
   test('BatchNormTrain with renorm: first, second and third order as the tf-ops normalization with γ·r and β + d·γ (r, d constant)', () => {
-    const d = inputs(c);
+    const d = inputs(DIRECT_CASE);
     const renormInputs = {renormMean: tf.randomNormal([d.gamma.size], 2, 0.5, 'float32', 12), renormStddev: tf.randomUniform([d.gamma.size], 1, 2, 'float32', 13),
       rmax: tf.scalar(1.2), dmax: tf.scalar(0.3)};
     const directRenorm = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) =>
-      run(BatchNormTrain, {x, gamma, beta, ...renormInputs}, d.axes) as tf.Tensor[];
+      runDirect(BatchNormTrain, {x, gamma, beta, ...renormInputs}, d.axes) as tf.Tensor[];
     // r and d at d.x, off the tape (every derivative below is taken there).
     const [r, dd] = tf.tidy(() => directRenorm(d.x, d.gamma, d.beta).slice(3).map(t => tf.tensor(t.dataSync())));
     expect(Array.from(r.dataSync()).some(v => Math.abs(v - 1) > 1e-3)).toBe(true);
@@ -296,19 +329,28 @@ describeEachPath('the kernels called directly', (backend, path) => {
     tf.dispose([r, dd, ...Object.values(renormInputs), ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
   });
 
-  test('BatchNormInfer: the penalty\'s gradients as the op\'s', () => {
-    const d = inputs(c);
-    const mean = tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 8);
-    const variance = tf.add(tf.abs(tf.randomNormal([d.gamma.size], 1, 0.5, 'float32', 9)), 0.1);
-    const implementations = [
-      (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => run(BatchNormInfer, {x, mean: m, variance: v, gamma: g, beta: b}, d.axes) as tf.Tensor,
-      (x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => batchNormInfer(x, m, v, g, b, {axis: c.axis, epsilon: EPSILON}),
-    ];
-    const [got, want] = implementations.map(f => tf.tidy(() => tf.grads((x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-      const gx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(d.wy, tf.square(f(xi, m, v, g, b)))))(x);
-      return tf.sum(tf.square(gx));
-    })([d.x, mean, variance, d.gamma, d.beta]).map(t => t.dataSync())));
-    ['x', 'mean', 'variance', 'gamma', 'beta'].forEach((name, i) => expectClose(got[i], want[i], TOLERANCE, `${backend}/${path} direct: d/d${name}`));
-    tf.dispose([mean, variance, ...Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor)]);
-  });
+  test('BatchNormInfer: the penalty\'s gradients as the op\'s', () => checkDirectInfer(`${backend}/${path}`));
 }, ['cpu', 'wasm'], ['fused']);
+
+// Another backend's kernels registered under these names (here cpu's, as they are before register.ts
+// wraps them) name nothing when called directly: their gradients save the registered defaults, the
+// base interface's inputs.
+describe('another backend\'s kernels under these names, called directly with the base inputs', () => {
+  beforeAll(async () => {
+    tf.registerBackend('bn-other', () => new MathBackendCPU());
+    tf.copyRegisteredKernels('cpu', 'bn-other');
+    for (const config of cpuKernels) {
+      tf.unregisterKernel(config.kernelName, 'bn-other');
+      tf.registerKernel({...config, backendName: 'bn-other'});
+    }
+    await tf.setBackend('bn-other');
+  });
+  afterAll(async () => {
+    await tf.setBackend('cpu');
+    tf.removeBackend('bn-other');
+  });
+
+  test('BatchNormTrain: first, second and third order as the reference', () => checkDirectTrain('bn-other'));
+  test('BatchNormTrainGrad: second order as the op\'s', () => checkDirectTrainGrad('bn-other', false));
+  test('BatchNormInfer: the penalty\'s gradients as the op\'s', () => checkDirectInfer('bn-other'));
+});

@@ -20,7 +20,7 @@
  *   the defaults (the base interface: every default input present).
  * - The gradient reads the saved tensors by name (`savedByName`).
  */
-import {engine, GradConfig, GradFunc, KernelConfig, NamedAttrMap, NamedTensorInfoMap, Tensor} from '@tensorflow/tfjs-core';
+import {engine, getBackend, GradConfig, GradFunc, KernelConfig, NamedAttrMap, NamedTensorInfoMap, Tensor} from '@tensorflow/tfjs-core';
 
 /** What a gradient wants saved: input names, and output names at their positions. */
 export interface SaveLists {
@@ -32,8 +32,18 @@ export interface SaveLists {
 /** The lists of the call in progress, by kernel name. */
 const inProgress = new Map<string, {inputsToSave: string[]; outputsToSave: boolean[]}>();
 
-/** The lists of the latest direct call, by kernel name (read right after that call's kernel ran). */
-const directCall = new Map<string, {inputsToSave: string[]; outputsToSave: boolean[]}>();
+/**
+ * The lists of the latest direct call of a wrapped kernel, by kernel name, with its backend: tfjs
+ * reads them right after that kernel ran. A kernel of another backend registered under the same
+ * name (not wrapped) must not see them: it gets the defaults.
+ */
+const directCall = new Map<string, {backend: string; inputsToSave: string[]; outputsToSave: boolean[]}>();
+
+/** The lists tfjs is asking for now: the op's call in progress, else a wrapped kernel's direct call, else `fallback`. */
+function listsNow(kernelName: string, fallback: {inputsToSave: string[]; outputsToSave: boolean[]}) {
+  const direct = directCall.get(kernelName);
+  return inProgress.get(kernelName) ?? (direct?.backend === getBackend() ? direct : fallback);
+}
 
 /** The attribute that names the saved tensors, in order. */
 const SAVED_ATTR = 'saved';
@@ -55,8 +65,8 @@ export function savingConfig(kernelName: string, defaults: SaveLists, gradFunc: 
   const fallback = listsFor(defaults, () => true);
   return {
     kernelName,
-    get inputsToSave() { return (inProgress.get(kernelName) ?? directCall.get(kernelName) ?? fallback).inputsToSave; },
-    get outputsToSave() { return (inProgress.get(kernelName) ?? directCall.get(kernelName) ?? fallback).outputsToSave; },
+    get inputsToSave() { return listsNow(kernelName, fallback).inputsToSave; },
+    get outputsToSave() { return listsNow(kernelName, fallback).outputsToSave; },
     gradFunc: (dy, saved, attrs) => gradFunc(dy, saved, {[SAVED_ATTR]: fallback.names, ...attrs}),
   };
 }
@@ -90,7 +100,7 @@ export function savingDirectCalls(config: KernelConfig, saves: CallSaves): Kerne
       const attrs = params.attrs as NamedAttrMap | undefined;
       if (attrs != null && attrs[SAVED_ATTR] == null) {
         const {inputsToSave, outputsToSave, names} = listsFor(saves(params.inputs, attrs), name => params.inputs[name] != null);
-        directCall.set(config.kernelName, {inputsToSave, outputsToSave});
+        directCall.set(config.kernelName, {backend: config.backendName, inputsToSave, outputsToSave});
         attrs[SAVED_ATTR] = names;
       }
       return config.kernelFunc(params);
