@@ -227,6 +227,7 @@ describe.each(['none', 'base', 'flexible'] as const)('a backend whose training k
     ['renorm and ghost batches', [8, 3, 2, 4], {renorm: true, virtualBatchSize: 4, renormClipping: {rmax: 1.5, dmax: 0.5}}],
     ['ghost batches alone', [8, 3, 2, 4], {virtualBatchSize: 4}],
     ['renorm alone', [8, 3, 2, 4], {renorm: true, renormClipping: {rmax: 1.5, dmax: 0.5}}],
+    ['renorm without a scale', [8, 3, 2, 4], {renorm: true, scale: false, renormClipping: {rmax: 1.5, dmax: 0.5}}],
     ['list axes without a scale (parameters shaped [2, 4])', [8, 3, 2, 4], {axis: [2, 3], scale: false}],
   ] as Array<[string, number[], BatchNormArgs]>)('%s: the gradient where the kernel lacks a feature the forward used is the closed form in tf ops, equal to the full gradient kernel\'s (1e-5)', async (_, shape, args) => {
     // Measured: below 1e-7 relative (dx 4e-8, dgamma 9e-8, dbeta 0); the tf-ops statistics are float32, the kernels' float64.
