@@ -46,10 +46,12 @@ function listsNow(kernelName: string, fallback: {inputsToSave: string[]; outputs
 }
 
 /** The attribute that names the saved tensors, in order. */
+// Stryker disable next-line StringLiteral: equivalent — any name serves, it is written and read only here.
 const SAVED_ATTR = 'saved';
 
 function listsFor(lists: SaveLists, present: (name: string) => boolean) {
   const inputsToSave = lists.inputs.filter(present);
+  // Stryker disable next-line ArrayDeclaration: equivalent — a non-boolean first entry is not `true`, so not saved.
   const outputsToSave: boolean[] = [];
   for (const [, position] of lists.outputs) outputsToSave[position] = true;
   // tfjs saves the inputs first, then the outputs in position order.
