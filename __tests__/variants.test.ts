@@ -46,6 +46,7 @@ const CASES: VariantCase[] = [
   {name: 'ghost + renorm, channels-last [6,3,3,4]', shape: [6, 3, 3, 4], axis: -1, virtualBatchSize: 2, renorm: {clipping: binding, renormMomentum: 0.8}},
   {name: 'ghost + renorm, channels-first [4,3,2,2]', shape: [4, 3, 2, 2], axis: 1, virtualBatchSize: 2, renorm: {clipping: {}, renormMomentum: 0.8}},
   {name: 'ghost + renorm, masked [6,4,3]', shape: [6, 4, 3], axis: -1, virtualBatchSize: 2, masked: true, renorm: {clipping: {rmax: 1.3}, renormMomentum: 0.8}},
+  {name: 'ghost, axes [2,3] [4,2,3,2], 2 per ghost batch (transposed to fused)', shape: [4, 2, 3, 2], axis: [2, 3], virtualBatchSize: 2},
 ];
 
 /** Cases for second-order gradients: each layout of the fused kernels (one block, merged ghost channels, per-sample blocks). */
