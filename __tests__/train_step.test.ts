@@ -159,6 +159,22 @@ describeEachPath('kernels per step', (_backend, path) => {
     layer.dispose();
   });
 
+  // Ghost batches composed around the base kernels (path 'base') view channels-last inputs
+  // transposed, so that the ghost axis sits next to the channels and the fused kernels take it (one
+  // transpose of x and one of y forward, two backward); channels-first needs none. The tf-ops path
+  // transposes nothing, and the fused path does it all inside the kernel.
+  test.each([
+    ['channels-last [6,3,3,4], 3 per ghost batch', [6, 3, 3, 4], {virtualBatchSize: 3}, {fused: [1, 0], base: [1, 4], composite: [0, 0]}],
+    ['channels-first [6,4,3,3], 2 per ghost batch', [6, 4, 3, 3], {axis: 1, virtualBatchSize: 2}, {fused: [1, 0], base: [1, 0], composite: [0, 0]}],
+  ] as Array<[string, number[], BatchNormArgs, Record<PathName, [number, number]>]>)('%s: training kernels and transposes', async (_, shape, args, want) => {
+    const {layer, x, dy} = layerFor(shape, args);
+    const training = await kernelsOf(() => trainingStep(layer, x, dy));
+    const count = (name: string) => training.filter(k => k === name).length;
+    expect([count(BatchNormTrain), count('Transpose')]).toEqual(want[path]);
+    tf.dispose([x, dy]);
+    layer.dispose();
+  });
+
   test('fused: scale and center false, renorm, ghost batches: every part inside the two kernels', async () => {
     for (const [args, saved] of [[{scale: false, center: false}, 2], [{renorm: true, renormClipping: {rmax: 2, dmax: 1}}, 5],
       [{virtualBatchSize: 8}, 3], [{renorm: true, virtualBatchSize: 16, renormClipping: {rmax: {from: 1, to: 3, endStep: 10}}}, 5]] as Array<[BatchNormArgs, number]>) {
