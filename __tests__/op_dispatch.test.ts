@@ -8,11 +8,17 @@ import * as tf from '@tensorflow/tfjs';
 import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
 import {batchNormalization, batchNormInfer, batchNormTrain} from '../src';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
-import {decide, DISPATCH_TABLE, FORCE_COMPOSITE_FLAG, implementationFor, Implementation, kernelFeatures, Mode, Situation} from '../src/ops/dispatch';
+import {BASE_INTERFACE_FLAG, decide, DISPATCH_TABLE, FORCE_COMPOSITE_FLAG, implementationFor, Implementation, kernelFeatures, Mode, Situation} from '../src/ops/dispatch';
 import {normalizeAxes} from '../src/ops/channel_axes';
 import {describeEachBackend} from './support/backends';
 
 const ordinary: Situation = {mode: 'train', fusedKernel: true, features: [], uses: [], adjacentAxes: true, rank: 4, backendKernelBroadcasts: true, masked: false};
+
+// First in the file (and in the mutation suite), before any test sets them: their defaults.
+test('the test flags are off by default', () => {
+  expect(tf.env().getBool(FORCE_COMPOSITE_FLAG)).toBe(false);
+  expect(tf.env().getBool(BASE_INTERFACE_FLAG)).toBe(false);
+});
 
 describe('the table', () => {
   test.each([
@@ -147,6 +153,11 @@ describe('a backend is picked up by registering kernels under this package\'s na
     }
     await tf.setBackend('bn-base');
     expect(kernelFeatures(BatchNormTrain, 'bn-base')).toEqual([]);
+    // A feature declared false is not declared.
+    const {kernelFunc} = tf.getKernel(BatchNormInfer, 'cpu') as tf.KernelConfig;
+    tf.unregisterKernel(BatchNormInfer, 'bn-base');
+    tf.registerKernel({kernelName: BatchNormInfer, backendName: 'bn-base', kernelFunc, features: {flexibleParams: true, renorm: false}} as tf.KernelConfig);
+    expect(kernelFeatures(BatchNormInfer, 'bn-base')).toEqual(['flexibleParams']);
     expect(kernelFeatures(BatchNormTrain, 'cpu')).toEqual(['flexibleParams', 'movingUpdate', 'renorm', 'ghosts']);
     for (const mode of ['movingUpdate', 'renorm', 'ghosts'] as const) expect(implementationFor(mode, 2, [1])).toBe('composite');
     const layer = batchNormalization({scale: false});

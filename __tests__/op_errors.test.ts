@@ -45,7 +45,13 @@ describeEachBackend('batchNormTrain / batchNormInfer argument errors', () => {
     expectCleanError(() => batchNormInfer(x4, c3, null as unknown as tf.Tensor, null, null), /argument 'variance' is null, expected a float32 tf.Tensor with 3 values/);
     // Channels-first: the same gamma no longer fits.
     expectCleanError(() => batchNormTrain(x4, c4, null, {axis: 1}), /expected 3 values/);
+    expectCleanError(() => batchNormInfer(x4, c3, c3, c4, null), /batchNormInfer: argument 'gamma' has shape \[4\]/);
+    expectCleanError(() => batchNormInfer(x4, c3, c3, null, c4), /batchNormInfer: argument 'beta' has shape \[4\]/);
     c4.dispose();
+  });
+  test('a per-channel argument that is not a tensor', () => {
+    expectCleanError(() => batchNormTrain(x4, [1, 2, 3] as unknown as tf.Tensor, null),
+        /batchNormTrain: argument 'gamma' is \[1, 2, 3\], expected a float32 tf.Tensor with 3 values or null/);
   });
   test('non-float32 input and parameters', () => {
     const xi = tf.ones([2, 3], 'int32');

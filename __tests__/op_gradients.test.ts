@@ -125,3 +125,24 @@ describeEachPath('parameters shaped other than [channels]', (backend, path) => {
     got.forEach((o, i) => expectClose(o.values, want[i].values, 1e-6, `${backend}/${path} output ${i}`));
   });
 }, undefined, ['fused', 'base', 'composite']);
+
+// The axis argument: a list in any order (negative or not) names the same channels as the sorted
+// list, and no axis means the last one (Keras' default). Same values: tolerance 0.
+describeEachPath('the axis argument', (backend, path) => {
+  const x = () => tf.tensor(Float32Array.from({length: 48}, (_, i) => Math.sin(i * 1.3) * 2 + i / 10), [2, 3, 2, 4]);
+  const outputs = (axis?: number | number[]) => tf.tidy(() => {
+    const xt = x();
+    const {y, mean} = batchNormTrain(xt, null, null, axis == null ? {} : {axis});
+    const dx = tf.grad((xi: tf.Tensor) => tf.sum(tf.square(batchNormTrain(xi, null, null, axis == null ? {} : {axis}).y)))(xt);
+    return [y, mean, dx].map(t => Array.from(t.dataSync()));
+  });
+  test(`[3, 1] and [-1, -3] as [1, 3] (${backend}/${path})`, () => {
+    const want = outputs([1, 3]);
+    expect(outputs([3, 1])).toEqual(want);
+    expect(outputs([-1, -3])).toEqual(want);
+  });
+  test(`no axis as -1 (${backend}/${path})`, () => {
+    expect(outputs()).toEqual(outputs(3));
+    expect(outputs()[1]).toHaveLength(4);
+  });
+});

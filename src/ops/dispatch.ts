@@ -147,7 +147,7 @@ export function situationOf(mode: Mode, rank: number, axes: number[], details: C
     adjacentAxes,
     rank,
     backendKernelBroadcasts: !TRAILING_CHANNELS_ONLY.includes(backend) || (adjacentAxes && axes[axes.length - 1] === rank - 1),
-    masked: details.masked ?? mode === 'masked',
+    masked: details.masked === true,
   };
 }
 

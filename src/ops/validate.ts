@@ -31,7 +31,7 @@ export function checkAxes(fn: string, axis: AxisArg, rank: number): number[] {
     }
   }
   const axes = normalizeAxes(list, rank);
-  if (axes.some((a, i) => i > 0 && a === axes[i - 1])) {
+  if (axes.some((a, i) => a === axes[i - 1])) {
     throw argumentError(fn, 'axis', `is ${describeValue(axis)}, which names the same axis twice for an input of rank ${rank}`);
   }
   return axes;
@@ -46,11 +46,11 @@ export const MIN_EPSILON = 2 ** -126;
 
 /** Checks that epsilon is a finite number >= MIN_EPSILON. */
 export function checkEpsilon(fn: string, epsilon: unknown): number {
-  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || epsilon < MIN_EPSILON) {
+  if (!Number.isFinite(epsilon) || (epsilon as number) < MIN_EPSILON) {
     throw argumentError(fn, 'epsilon', `is ${describeValue(epsilon)}, expected a finite number >= ${MIN_EPSILON} ` +
         '(2^-126, the smallest normal float32: a smaller epsilon divides by zero on a channel of equal values)');
   }
-  return epsilon;
+  return epsilon as number;
 }
 
 /** Checks that x is a non-empty float32 tensor of rank >= 2. */
