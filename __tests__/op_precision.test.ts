@@ -4,7 +4,8 @@
  *  - over a million values per channel, with the channel's first value an outlier 1000 away from
  *    the others (spread 0.5): float32 accumulation, or float32 storage of the per-channel sums,
  *    loses the variance entirely there (E[d²] − E[d]² cancels 7 digits);
- *  - large offsets (1e4 ± 0.5), masked and not; a masked one with a small ε;
+ *  - large offsets (1e4 ± 0.5), masked and not; a masked one with a small ε; 3e7 with a spread of
+ *    a few units (float64 sums need their shift too);
  *  - the gradient of the mean and variance outputs over 48000 values per channel (the issue's
  *    [1, 3] axes), where a shift that the tape differentiates cancels in float32.
  * Tolerances in |got − want|/(1 + |want|) unless said otherwise; measured errors beside each.
@@ -93,6 +94,18 @@ describeEachPath('precision', (backend, path) => {
       weights: mask == null ? null : Float32Array.from(x, (_, i) => mask[Math.floor(i / 3)])};
     // Measured worst 4.7e-8 fused, 2.2e-6 on wasm's tf-ops path (float32 sums), 1.2e-7 masked on cpu.
     expectAll(run(p, dy, mask), reference(p, dy), 1e-5, label(`large offset${masked ? ', masked' : ''}`));
+  });
+
+  // Values 3e7 + 2k (exact in float32, whose spacing there is 2): unshifted float64 sums of squares
+  // (9e14 each) would cancel to about 0.1 of a variance near 20; every path shifts by a value of
+  // the channel first. Measured worst 9.8e-8; tolerance 1e-6 (the fused kernels without their
+  // shift: 4e-2).
+  test('offset 3e7, spread of a few units: the statistics are shifted before they are summed', () => {
+    const shape = [64, 3];
+    const x = Float32Array.from({length: 192}, (_, i) => 3e7 + 2 * ((i * 7 + Math.floor(i / 3)) % 8) + 4 * (i % 3));
+    const dy = Float32Array.from(x, (_, i) => Math.sin(i));
+    const p: RefProblem = {shape, axes: [1], x, gamma: Float32Array.of(1, 2, 0.5), beta: Float32Array.of(0, 1, -1), epsilon: 1e-3};
+    expectAll(run(p, dy), reference(p, dy), 1e-6, label('offset 3e7'));
   });
 
   // Keras' masked moments divide by Σw + 1e-7, so Σw·(x − mean) = 1e-7·mean is not 0: with a large
