@@ -34,6 +34,7 @@ describeEachBackend('batchNormTrain / batchNormInfer argument errors', () => {
     expectCleanError(() => batchNormTrain(x4, null, null, {axis: 4}), /argument 'axis' is 4, expected an integer in \[-4, 3\]/);
     expectCleanError(() => batchNormTrain(x4, null, null, {axis: -5}), /argument 'axis' is -5/);
     expectCleanError(() => batchNormTrain(x4, null, null, {axis: [1, -3]}), /argument 'axis' is \[1, -3\], which names the same axis twice/);
+    expectCleanError(() => batchNormTrain(x4, null, null, {axis: [1, 3, -3]}), /argument 'axis' is \[1, 3, -3\], which names the same axis twice/);
     expectCleanError(() => batchNormTrain(x4, null, null, {axis: []}), /argument 'axis' is \[\]/);
     expectCleanError(() => batchNormTrain(x4, null, null, {axis: 1.5}), /argument 'axis' is 1.5/);
   });
