@@ -194,6 +194,17 @@ describeEachPath('kernels per step', (_backend, path) => {
   });
 }, ['cpu', 'wasm'], ['fused', 'base', 'composite']);
 
+test('ghost batches that do not divide the batch are refused, naming the caller and the sizes', async () => {
+  await tf.setBackend('cpu');
+  const x = tf.zeros([6, 3]);
+  const before = tf.memory().numTensors;
+  expect(() => trainStep(checkCommon('test', x, [1], EPSILON), null, null, {virtualBatchSize: 4, fn: 'BatchNorm layer'}))
+      .toThrow(/^BatchNorm layer: argument 'virtualBatchSize' is 4, which does not divide the batch size 6: in training each batch is split into ghost batches of 4 samples$/);
+  expect(() => trainStep(checkCommon('test', x, [1], EPSILON), null, null, {virtualBatchSize: 4})).toThrow(/^batchNormTrain: argument 'virtualBatchSize'/);
+  expect(tf.memory().numTensors).toBe(before);
+  x.dispose();
+});
+
 describe('what has no gradient says so', () => {
   beforeAll(() => tf.setBackend('cpu'));
 
