@@ -305,9 +305,6 @@ describeEachPath('the kernels called directly', (backend, path) => {
     tf.dispose(Object.values(d).filter((t): t is tf.Tensor => t instanceof tf.Tensor));
   });
 
-  // With renorm's r and d (constants of the forward): y = x̂·(r·γ) + d·γ + β, so the op's gradient
-  // with γ' = r·γ gives dx, and dγ = r·dγ' + d·dβ. Called directly, r and d may be on the tape: their
-  // gradients are zero.
   test.each([false, true])('BatchNormTrainGrad (renorm: %s): its gradients for dy, x, gamma (r, d) as those of the op\'s gradient',
       renorm => checkDirectTrainGrad(`${backend}/${path}`, renorm));
 
