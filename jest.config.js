@@ -4,7 +4,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
-  setupFiles: ['<rootDir>/__tests__/support/quiet.ts'],
+  setupFiles: ['<rootDir>/__tests__/support/quiet.ts', '<rootDir>/__tests__/support/deterministic.ts'],
   transform: {
     '^.+\\.ts$': ['ts-jest', {diagnostics: false}],
   },

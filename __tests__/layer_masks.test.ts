@@ -130,17 +130,21 @@ describeEachPath('BatchNorm layer: masks (Keras 3)', (backend, path) => {
     const model = tf.sequential({layers: [
       tf.layers.masking({maskValue: 0, inputShape: [3, 2]}),
       batchNormalization({axis: 1}),
-      tf.layers.simpleRNN({units: 2}),
-      tf.layers.dense({units: 1}),
+      // Seeded initializers: the claim below is about this layer, not about a lucky draw. Unseeded, at
+      // sgd(0.1) for 5 epochs, one draw in about 1500 overshot and the loss rose (seen in CI); at
+      // sgd(0.05) for 10 epochs, 0 of 1500 random draws failed on wasm's composite path.
+      tf.layers.simpleRNN({units: 2, kernelInitializer: tf.initializers.glorotUniform({seed: 11}),
+        recurrentInitializer: tf.initializers.orthogonal({seed: 12})}),
+      tf.layers.dense({units: 1, kernelInitializer: tf.initializers.glorotUniform({seed: 13})}),
     ]});
-    model.compile({optimizer: tf.train.sgd(0.1), loss: 'meanSquaredError'});
+    model.compile({optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError'});
     const x = tf.tensor3d([[[1, 2], [0, 0], [3, 1]], [[2, 2], [1, -1], [0, 0]], [[0.5, 1], [2, 3], [1, 1]], [[0, 0], [1, 2], [2, 0]]]);
     const target = tf.tensor2d([[1], [0], [-1], [0.5]]);
     const prediction = model.predict(x) as tf.Tensor;
     expect(prediction.shape).toEqual([4, 1]);
-    const history = await model.fit(x, target, {epochs: 5, batchSize: 4, verbose: 0});
+    const history = await model.fit(x, target, {epochs: 10, batchSize: 4, verbose: 0});
     const losses = history.history.loss as number[];
-    expect(losses[4]).toBeLessThan(losses[0]);
+    expect(losses[9]).toBeLessThan(losses[0]);
     tf.dispose([x, target, prediction]);
     model.dispose();
   });

@@ -157,7 +157,10 @@ describeEachBackend('Batch Renormalization and ghost batches as layers', () => {
 
   test('trains inside fit (renorm with a schedule, ghost batches, both) with a stable tensor count', async () => {
     for (const args of [{renorm: true, renormClipping: {rmax: {from: 1, to: 3, endStep: 50}}}, {virtualBatchSize: 2}, {renorm: true, virtualBatchSize: 4}]) {
-      const model = tf.sequential({layers: [tf.layers.dense({units: 4, inputShape: [3]}), batchNormalization(args), tf.layers.dense({units: 1})]});
+      const model = tf.sequential({layers: [
+        tf.layers.dense({units: 4, inputShape: [3], kernelInitializer: tf.initializers.glorotUniform({seed: 21})}),
+        batchNormalization(args),
+        tf.layers.dense({units: 1, kernelInitializer: tf.initializers.glorotUniform({seed: 22})})]});
       model.compile({optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError'});
       const x = tf.randomNormal([16, 3], 0, 1, 'float32', 6);
       const y = tf.tidy(() => x.sum(1, true).mul(0.5));
