@@ -4,7 +4,8 @@
  *  - over a million values per channel, with the channel's first value an outlier 1000 away from
  *    the others (spread 0.5): float32 accumulation, or float32 storage of the per-channel sums,
  *    loses the variance entirely there (E[d²] − E[d]² cancels 7 digits);
- *  - large offsets (1e4 ± 0.5), masked and not; a masked one with a small ε; 3e7 with a spread of
+ *  - large offsets (1e4 ± 0.5), masked and not; a masked one with a small ε; one whose masked-out
+ *    positions hold 1e7; 3e7 with a spread of
  *    a few units (float64 sums need their shift too);
  *  - the gradient of the mean and variance outputs over 48000 values per channel (the issue's
  *    [1, 3] axes), where a shift that the tape differentiates cancels in float32.
@@ -94,6 +95,27 @@ describeEachPath('precision', (backend, path) => {
       weights: mask == null ? null : Float32Array.from(x, (_, i) => mask[Math.floor(i / 3)])};
     // Measured worst 4.7e-8 fused, 2.2e-6 on wasm's tf-ops path (float32 sums), 1.2e-7 masked on cpu.
     expectAll(run(p, dy, mask), reference(p, dy), 1e-5, label(`large offset${masked ? ', masked' : ''}`));
+  });
+
+  // A padded batch whose masked-out positions hold 1e7 (first among them, the channel's first value)
+  // next to data of 1e4 ± 0.5. A shift taken around the first value summed terms of 1e7 in float32
+  // on wasm and landed 118 off the mean: y was 1e-3 off (measured; cpu sums in float64 and hid it).
+  // Around the largest kept value: measured worst 6.8e-7 (y, wasm); tolerance 1e-5. dx is a
+  // difference of terms near 2e6 (the masked positions' huge centered values feed dσ²) and is
+  // compared relative to its largest element: measured 1.3e-8 (cpu), tolerance 1e-6.
+  test('masked, the masked-out positions hold 1e7 next to data of 1e4 ± 0.5: the shift comes from a kept value', () => {
+    const rand = random(13);
+    const shape = [64, 64, 3];
+    const mask = Float32Array.from({length: 64 * 64}, (_, i) => (i % 5 === 0 ? 0 : 1));
+    const x = Float32Array.from({length: 64 * 64 * 3}, (_, i) => (mask[Math.floor(i / 3)] === 0 ? 1e7 : 1e4 + (rand() - 0.5)));
+    const dy = Float32Array.from(x, () => rand() - 0.5);
+    const p: RefProblem = {shape, axes: [2], x, gamma: Float32Array.of(1, 2, 0.5), beta: Float32Array.of(0, 1, -1), epsilon: 1e-3,
+      weights: Float32Array.from(x, (_, i) => mask[Math.floor(i / 3)])};
+    const {dx, ...got} = run(p, dy, mask);
+    const {dx: wantDx, ...want} = reference(p, dy);
+    expectAll(got, want, 1e-5, label('masked-out 1e7'));
+    const scale = Math.max(...Array.from(wantDx, Math.abs));
+    expectClose(Array.from(dx, v => v / scale), Array.from(wantDx, v => v / scale), 1e-6, label('masked-out 1e7: dx / max |dx|'));
   });
 
   // Values 3e7 + 2k (exact in float32, whose spacing there is 2): unshifted float64 sums of squares

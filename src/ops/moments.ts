@@ -6,7 +6,7 @@
  * in real arithmetic, would cancel only approximately in float32 (about 6e-4 off at the first
  * element of a channel of 48000 values).
  */
-import {add, div, isFinite, mean, mul, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
+import {add, cast, div, isFinite, max, mean, mul, scalar, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
 import type {BroadcastGeometry} from './channel_axes';
 import {stopGradient} from './stop_gradient';
 
@@ -42,21 +42,27 @@ interface Weighting {
 }
 
 /**
- * The shift: a first float32 pass of the (weighted) mean, itself taken around the first value of
- * each channel. It only has to land within a few spreads of the true mean for the second pass to
- * keep every digit: when the first value is typical (the fused kernels' float64 shift) the first
- * pass is nearly exact, and when it is an outlier or a masked-out position the first pass still
- * lands near the mean. Weighted, it is (first·Σw + Σw·(x − first))/(Σw + 1e-7), so a channel with
- * every position masked gets the shift 0 (and mean 0, as Keras). Non-finite values become 0, so
- * an infinite value gives the IEEE mean (±Infinity) wherever it sits, as on the fused path.
+ * The shift: a first float32 pass of the (weighted) mean, itself taken around one value of each
+ * channel that counts, its anchor. It only has to land within a few spreads of the true mean for
+ * the second pass to keep every digit. The first pass errs by about |anchor − mean|·√n·2⁻²⁴ on a
+ * backend that sums in float32 (wasm, webgl, webgpu), and a value that counts is never more than
+ * √n spreads from the mean, so that error stays below n·2⁻²⁴ spreads.
+ * Unmasked, the anchor is the channel's first value. Masked, it is the largest value the mask keeps:
+ * the first value may be a masked-out position holding anything (1e7 among data of 1e4 ± 0.5 put
+ * wasm's shift 118 off, and y 1e-3 off), and the mask leaves it out of the spread.
+ * Weighted, the shift is (anchor·Σw + Σw·(x − anchor))/(Σw + 1e-7), so a channel with every
+ * position masked gets the shift 0 (and mean 0, as Keras). Non-finite values become 0, so an
+ * infinite value gives the IEEE mean (±Infinity) wherever it sits, as on the fused path.
  */
 function shiftOf(x: Tensor, {reduce, perChannelShape}: BroadcastGeometry, weighting: Weighting | null): Tensor {
   return stopGradient(() => {
-    const first = finiteOrZero(slice(x, x.shape.map(() => 0), perChannelShape));
-    const around = sub(x, first);
-    if (weighting == null) return finiteOrZero(add(first, mean(around, reduce, true)));
+    if (weighting == null) {
+      const first = finiteOrZero(slice(x, x.shape.map(() => 0), perChannelShape));
+      return finiteOrZero(add(first, mean(sub(x, first), reduce, true)));
+    }
     const {weights, total, count} = weighting;
-    return finiteOrZero(div(add(mul(first, total), sum(mul(weights, around), reduce, true)), count));
+    const anchor = finiteOrZero(max(where(cast(weights, 'bool'), x, scalar(-Infinity)), reduce, true));
+    return finiteOrZero(div(add(mul(anchor, total), sum(mul(weights, sub(x, anchor)), reduce, true)), count));
   });
 }
 
