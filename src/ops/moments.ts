@@ -6,7 +6,7 @@
  * in real arithmetic, would cancel only approximately in float32 (about 6e-4 off at the first
  * element of a channel of 48000 values).
  */
-import {add, cast, div, isFinite, max, mean, mul, scalar, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
+import {add, cast, div, fill, isFinite, max, mean, mul, slice, square, sub, sum, Tensor, where, zerosLike} from '@tensorflow/tfjs-core';
 import type {BroadcastGeometry} from './channel_axes';
 import {stopGradient} from './stop_gradient';
 
@@ -61,7 +61,9 @@ function shiftOf(x: Tensor, {reduce, perChannelShape}: BroadcastGeometry, weight
       return finiteOrZero(add(first, mean(sub(x, first), reduce, true)));
     }
     const {weights, total, count} = weighting;
-    const anchor = finiteOrZero(max(where(cast(weights, 'bool'), x, scalar(-Infinity)), reduce, true));
+    // A full-size -Infinity, not a scalar: where() would broadcast the scalar with a tile (wasm: 16 ms
+    // against 3 ms for [64, 50, 64]).
+    const anchor = finiteOrZero(max(where(cast(weights, 'bool'), x, fill(x.shape, -Infinity)), reduce, true));
     return finiteOrZero(div(add(mul(anchor, total), sum(mul(weights, sub(x, anchor)), reduce, true)), count));
   });
 }
