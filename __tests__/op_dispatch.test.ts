@@ -5,12 +5,11 @@
  * backend that registers kernels under this package's names is picked up by that registration alone.
  */
 import * as tf from '@tensorflow/tfjs';
-import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
 import {batchNormalization, batchNormInfer, batchNormTrain} from '../src';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
 import {BASE_INTERFACE_FLAG, decide, DISPATCH_TABLE, FORCE_COMPOSITE_FLAG, implementationFor, Implementation, kernelFeatures, Mode, Situation} from '../src/ops/dispatch';
 import {normalizeAxes} from '../src/ops/channel_axes';
-import {describeEachBackend} from './support/backends';
+import {cpuCopy, describeEachBackend, removeCpuCopies} from './support/backends';
 
 const ordinary: Situation = {mode: 'train', fusedKernel: true, features: [], uses: [], adjacentAxes: true, rank: 4, backendKernelBroadcasts: true, masked: false};
 
@@ -120,15 +119,10 @@ describeEachBackend('the table on a real backend', () => {
 }, ['cpu', 'wasm']);
 
 describe('a backend is picked up by registering kernels under this package\'s names', () => {
-  afterAll(async () => {
-    await tf.setBackend('cpu');
-    if (tf.findBackend('bn-test') != null) tf.removeBackend('bn-test');
-  });
+  afterAll(() => removeCpuCopies('bn-test', 'bn-base'));
 
   test('a copy of cpu with the kernels runs them fused; without the gradient kernel, the gradient is the closed form in tf ops', async () => {
-    tf.registerBackend('bn-test', () => new MathBackendCPU());
-    tf.copyRegisteredKernels('cpu', 'bn-test');
-    await tf.setBackend('bn-test');
+    await tf.setBackend(cpuCopy('bn-test'));
     expect(implementationFor('train', 2, [1])).toBe('fused');
     tf.unregisterKernel(BatchNormTrainGrad, 'bn-test');
     expect(implementationFor('train', 2, [1])).toBe('fused');
@@ -143,15 +137,10 @@ describe('a backend is picked up by registering kernels under this package\'s na
   });
 
   test('kernels registered without features (the base interface) get base inputs; the layer composes the rest around them', async () => {
-    tf.registerBackend('bn-base', () => new MathBackendCPU());
-    tf.copyRegisteredKernels('cpu', 'bn-base');
     // Re-registered as a backend written for the base interface would register them: no `features`.
-    for (const name of [BatchNormTrain, BatchNormTrainGrad, BatchNormInfer]) {
-      const {kernelFunc} = tf.getKernel(name, 'cpu') as tf.KernelConfig;
-      tf.unregisterKernel(name, 'bn-base');
-      tf.registerKernel({kernelName: name, backendName: 'bn-base', kernelFunc});
-    }
-    await tf.setBackend('bn-base');
+    const baseKernels = [BatchNormTrain, BatchNormTrainGrad, BatchNormInfer].map(kernelName =>
+      ({kernelName, backendName: '', kernelFunc: (tf.getKernel(kernelName, 'cpu') as tf.KernelConfig).kernelFunc}));
+    await tf.setBackend(cpuCopy('bn-base', baseKernels));
     expect(kernelFeatures(BatchNormTrain, 'bn-base')).toEqual([]);
     // A feature declared false is not declared.
     const {kernelFunc} = tf.getKernel(BatchNormInfer, 'cpu') as tf.KernelConfig;
@@ -171,7 +160,5 @@ describe('a backend is picked up by registering kernels under this package\'s na
     expect(kernels.map(k => k.name)).toContain('Multiply');
     layer.dispose();
     x.dispose();
-    await tf.setBackend('cpu');
-    tf.removeBackend('bn-base');
   });
 });

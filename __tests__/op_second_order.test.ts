@@ -10,13 +10,12 @@
  * cases (both float32, so the difference is rounding of two formulations): a margin of 12.
  */
 import * as tf from '@tensorflow/tfjs';
-import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
 import {batchNormInfer, batchNormTrain} from '../src';
 import {cpuKernels} from '../src/kernels/cpu';
 import {BatchNormInfer, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
 import {broadcastShape, normalizeAxes, reductionAxes} from '../src/ops/channel_axes';
 import {KERAS_BACKEND_EPSILON} from '../src/ops/moments';
-import {describeEachPath} from './support/backends';
+import {cpuCopy, describeEachPath, removeCpuCopies} from './support/backends';
 import {expectClose} from './support/golden';
 
 const TOLERANCE = 1e-4;
@@ -334,18 +333,9 @@ describeEachPath('the kernels called directly', (backend, path) => {
 // base interface's inputs.
 describe('another backend\'s kernels under these names, called directly with the base inputs', () => {
   beforeAll(async () => {
-    tf.registerBackend('bn-other', () => new MathBackendCPU());
-    tf.copyRegisteredKernels('cpu', 'bn-other');
-    for (const config of cpuKernels) {
-      tf.unregisterKernel(config.kernelName, 'bn-other');
-      tf.registerKernel({...config, backendName: 'bn-other'});
-    }
-    await tf.setBackend('bn-other');
+    await tf.setBackend(cpuCopy('bn-other', cpuKernels));
   });
-  afterAll(async () => {
-    await tf.setBackend('cpu');
-    tf.removeBackend('bn-other');
-  });
+  afterAll(() => removeCpuCopies('bn-other'));
 
   test('BatchNormTrain: first, second and third order as the reference', () => checkDirectTrain('bn-other'));
   test('BatchNormTrainGrad: second order as the op\'s', () => checkDirectTrainGrad('bn-other', false));

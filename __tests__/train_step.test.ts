@@ -12,14 +12,13 @@
  * - what cannot be differentiated says so.
  */
 import * as tf from '@tensorflow/tfjs';
-import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
 import {batchNormalization, BatchNormArgs} from '../src';
 import {BatchNormFeature, BatchNormInfer, BatchNormKernelConfig, BatchNormTrain, BatchNormTrainGrad} from '../src/kernel_names';
 import {implementationFor} from '../src/ops/dispatch';
 import {MovingInputs, RenormInputs} from '../src/ops/renorm_ops';
 import {trainStep} from '../src/ops/train_step';
 import {checkCommon} from '../src/ops/validate';
-import {describeEachPath, PathName} from './support/backends';
+import {cpuCopy, describeEachPath, PathName, removeCpuCopies} from './support/backends';
 import {maxRelativeError} from './support/golden';
 import {refMovingUpdateFloat32} from './support/reference';
 import {refRenormUpdate} from './support/reference_variants';
@@ -245,13 +244,8 @@ function limitedKernel(kernelName: string, backendName: string, features: BatchN
  * missing (null) or declares `grad` (limitedKernel).
  */
 function limitedBackend(name: string, train: BatchNormFeature[], grad: BatchNormFeature[] | null): string {
-  if (tf.findBackend(name) != null) return name;
-  tf.registerBackend(name, () => new MathBackendCPU());
-  tf.copyRegisteredKernels('cpu', name);
-  for (const kernelName of [BatchNormTrain, BatchNormTrainGrad]) tf.unregisterKernel(kernelName, name);
-  tf.registerKernel(limitedKernel(BatchNormTrain, name, train));
-  if (grad != null) tf.registerKernel(limitedKernel(BatchNormTrainGrad, name, grad));
-  return name;
+  const trainKernel = limitedKernel(BatchNormTrain, name, train);
+  return grad == null ? cpuCopy(name, [trainKernel], [BatchNormTrainGrad]) : cpuCopy(name, [trainKernel, limitedKernel(BatchNormTrainGrad, name, grad)]);
 }
 
 const ALL_FEATURES: BatchNormFeature[] = ['flexibleParams', 'movingUpdate', 'renorm', 'ghosts'];
@@ -278,10 +272,7 @@ async function stepValues(backend: string, shape: number[], args: BatchNormArgs)
 // A backend whose training kernel does the moving update but not renorm or ghost batches (as the
 // webgl and webgpu kernels): the step composes those around it. Measured: below 1e-6 relative.
 describe('a backend whose training kernel declares the moving update only', () => {
-  afterAll(async () => {
-    await tf.setBackend('cpu');
-    if (tf.findBackend('bn-moving-only') != null) tf.removeBackend('bn-moving-only');
-  });
+  afterAll(() => removeCpuCopies('bn-moving-only'));
 
   test.each([
     ['plain', {}],
@@ -304,10 +295,7 @@ describe('a backend whose training kernel declares the moving update only', () =
 });
 
 describe.each(['none', 'base', 'flexible'] as const)('a backend whose training kernel declares every feature, gradient kernel: %s', gradient => {
-  afterAll(async () => {
-    await tf.setBackend('cpu');
-    if (tf.findBackend(`bn-grad-${gradient}`) != null) tf.removeBackend(`bn-grad-${gradient}`);
-  });
+  afterAll(() => removeCpuCopies(`bn-grad-${gradient}`));
 
   test.each([
     ['renorm and ghost batches', [8, 3, 2, 4], {renorm: true, virtualBatchSize: 4, renormClipping: {rmax: 1.5, dmax: 0.5}}],

@@ -4,6 +4,7 @@
  * does not (it cannot install on machines without access to its libtensorflow download).
  */
 import * as tf from '@tensorflow/tfjs';
+import {MathBackendCPU} from '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import {BASE_INTERFACE_FLAG, FORCE_COMPOSITE_FLAG} from '../../src/ops/dispatch';
 
@@ -105,4 +106,24 @@ export function withFlag<T>(flag: string, value: boolean, f: () => T): T {
 /** Runs f with TFJS_BATCHNORM_FORCE_COMPOSITE set to `forced`, restoring it afterwards. */
 export function withForcedComposite<T>(forced: boolean, f: () => T): T {
   return withFlag(FORCE_COMPOSITE_FLAG, forced, f);
+}
+
+/**
+ * Registers, once, the test backend `name`: a copy of cpu with every kernel cpu has, then `kernels`
+ * registered for it in place of cpu's under the same names (a backend that registers its own kernels
+ * under this package's names), and the kernels named in `without` unregistered. Returns `name`.
+ */
+export function cpuCopy(name: string, kernels: tf.KernelConfig[] = [], without: string[] = []): string {
+  if (tf.findBackend(name) != null) return name;
+  tf.registerBackend(name, () => new MathBackendCPU());
+  tf.copyRegisteredKernels('cpu', name);
+  for (const kernelName of [...kernels.map(k => k.kernelName), ...without]) tf.unregisterKernel(kernelName, name);
+  for (const config of kernels) tf.registerKernel({...config, backendName: name});
+  return name;
+}
+
+/** Switches back to cpu and removes the test backends `names` that are registered (cpuCopy's undo). */
+export async function removeCpuCopies(...names: string[]): Promise<void> {
+  await tf.setBackend('cpu');
+  for (const name of names) if (tf.findBackend(name) != null) tf.removeBackend(name);
 }

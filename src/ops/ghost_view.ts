@@ -27,6 +27,16 @@ export interface StatisticsView {
   transposed: number[] | null;
 }
 
+/**
+ * Keras 2's view of a batch of B samples as k ghost batches: the shape [B/k, k, …] (a reshape: ghost
+ * batch j is samples j, j + k, …) and the channel axes in it, the ghost axis 1 and then each channel
+ * axis a as a + 1. k = 1 is x itself. Shared with the gradients' group view (gradients/group_view.ts).
+ */
+export function kerasGhostShape(shape: number[], axes: number[], ghosts: number): {shape: number[]; axes: number[]} {
+  if (ghosts === 1) return {shape, axes};
+  return {shape: [shape[0] / ghosts, ghosts, ...shape.slice(1)], axes: [1, ...axes.map(a => a + 1)]};
+}
+
 /** The view without ghost batches: x itself. */
 export function plainView(x: Tensor, mask: Tensor | null, axes: number[]): StatisticsView {
   return {x, mask, axes, maskAxes: axes, ghosts: 1, transposed: null};
@@ -47,8 +57,6 @@ export function ghostView(x: Tensor, mask: Tensor | null, axes: number[], ghosts
   const virtualBatchSize = x.shape[0] / ghosts;
   // One ghost batch is the whole batch: plain batch normalization, with no view to build.
   if (ghosts === 1) return plainView(x, mask, axes);
-  const split = (t: Tensor) => reshape(t, [virtualBatchSize, ghosts, ...t.shape.slice(1)]);
-  const shifted = axes.map(a => a + 1);
   const first = axes[0];
   const adjacent = axes.every((a, i) => a === first + i);
   if (forFusedKernel && mask == null && adjacent && first > 1) {
@@ -60,7 +68,9 @@ export function ghostView(x: Tensor, mask: Tensor | null, axes: number[], ghosts
     const channelAxes = axes.map((_, i) => 3 + i);
     return {x: view, mask: null, axes: [2, ...channelAxes], maskAxes: channelAxes, ghosts, transposed};
   }
-  return {x: split(x), mask: mask == null ? null : split(mask), axes: [1, ...shifted], maskAxes: shifted, ghosts, transposed: null};
+  const split = kerasGhostShape(x.shape, axes, ghosts);
+  const splitMask = mask == null ? null : reshape(mask, kerasGhostShape(mask.shape, [], ghosts).shape);
+  return {x: reshape(x, split.shape), mask: splitMask, axes: split.axes, maskAxes: split.axes.slice(1), ghosts, transposed: null};
 }
 
 /** y from a view back in x's shape. */
