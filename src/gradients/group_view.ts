@@ -1,11 +1,11 @@
 /**
  * The geometry the tf-ops closed form runs in for a fused kernel's statistics groups (kernel_names.ts,
  * `ghosts`): x itself without ghost batches; with k of them, Keras 2's view [B/k, k, …] of x, in
- * which the ghost axis is one more channel axis (ops/ghost_view.ts, kerasGhostShape).
+ * which the ghost axis is one more channel axis (ops/ghost_view.ts).
  */
 import {reshape, sum, Tensor} from '@tensorflow/tfjs-core';
 import {broadcastGeometry, BroadcastGeometry} from '../ops/channel_axes';
-import {kerasGhostShape} from '../ops/ghost_view';
+import {kerasGhostAxes, kerasGhostShape} from '../ops/ghost_view';
 
 /** x's statistics groups as tf ops see them. */
 export interface GroupView {
@@ -24,8 +24,8 @@ export interface GroupView {
 
 /** The view of an x of this shape with these (adjacent, sorted) channel axes and k ghost batches. */
 export function groupView(shape: number[], axes: number[], ghosts: number): GroupView {
-  const {shape: viewShape, axes: viewAxes} = kerasGhostShape(shape, axes, ghosts);
-  const geometry = broadcastGeometry(viewShape, viewAxes);
+  const viewShape = kerasGhostShape(shape, ghosts);
+  const geometry = broadcastGeometry(viewShape, kerasGhostAxes(axes, ghosts));
   const paramShape = ghosts === 1 ? geometry.perChannelShape : geometry.perChannelShape.map((d, i) => (i === 1 ? 1 : d));
   const groups = geometry.perChannelShape.reduce((n, d) => n * d, 1);
   return {

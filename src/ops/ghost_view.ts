@@ -15,8 +15,6 @@ export interface StatisticsView {
   mask: Tensor | null;
   /** Channel axes of `x` in this view: the ghost axis and the layer's channel axes. */
   axes: number[];
-  /** The axes the mask lacks (the layer's own channel axes, in this view). */
-  maskAxes: number[];
   /** Number of ghost batches k (1 without ghost batches). */
   ghosts: number;
   /**
@@ -29,17 +27,20 @@ export interface StatisticsView {
 
 /**
  * Keras 2's view of a batch of B samples as k ghost batches: the shape [B/k, k, …] (a reshape: ghost
- * batch j is samples j, j + k, …) and the channel axes in it, the ghost axis 1 and then each channel
- * axis a as a + 1. k = 1 is x itself. Shared with the gradients' group view (gradients/group_view.ts).
+ * batch j is samples j, j + k, …); k = 1 is x's own shape. Shared with the gradients' group view.
  */
-export function kerasGhostShape(shape: number[], axes: number[], ghosts: number): {shape: number[]; axes: number[]} {
-  if (ghosts === 1) return {shape, axes};
-  return {shape: [shape[0] / ghosts, ghosts, ...shape.slice(1)], axes: [1, ...axes.map(a => a + 1)]};
+export function kerasGhostShape(shape: number[], ghosts: number): number[] {
+  return ghosts === 1 ? shape : [shape[0] / ghosts, ghosts, ...shape.slice(1)];
+}
+
+/** The channel axes in that view: the ghost axis 1, then each channel axis a as a + 1 (k = 1: unchanged). */
+export function kerasGhostAxes(axes: number[], ghosts: number): number[] {
+  return ghosts === 1 ? axes : [1, ...axes.map(a => a + 1)];
 }
 
 /** The view without ghost batches: x itself. */
 export function plainView(x: Tensor, mask: Tensor | null, axes: number[]): StatisticsView {
-  return {x, mask, axes, maskAxes: axes, ghosts: 1, transposed: null};
+  return {x, mask, axes, ghosts: 1, transposed: null};
 }
 
 /**
@@ -66,11 +67,10 @@ export function ghostView(x: Tensor, mask: Tensor | null, axes: number[], ghosts
     const view = reshape(transpose(reshape(x, transposed), [0, 2, 1, 3]), [virtualBatchSize, before, ghosts, ...rest]);
     // In [V, before, k, …rest] the ghost axis is 2 and the layer's channel axes follow it.
     const channelAxes = axes.map((_, i) => 3 + i);
-    return {x: view, mask: null, axes: [2, ...channelAxes], maskAxes: channelAxes, ghosts, transposed};
+    return {x: view, mask: null, axes: [2, ...channelAxes], ghosts, transposed};
   }
-  const split = kerasGhostShape(x.shape, axes, ghosts);
-  const splitMask = mask == null ? null : reshape(mask, kerasGhostShape(mask.shape, [], ghosts).shape);
-  return {x: reshape(x, split.shape), mask: splitMask, axes: split.axes, maskAxes: split.axes.slice(1), ghosts, transposed: null};
+  return {x: reshape(x, kerasGhostShape(x.shape, ghosts)), mask: mask == null ? null : reshape(mask, kerasGhostShape(mask.shape, ghosts)),
+    axes: kerasGhostAxes(axes, ghosts), ghosts, transposed: null};
 }
 
 /** y from a view back in x's shape. */
