@@ -5,8 +5,7 @@
  *    the others (spread 0.5): float32 accumulation, or float32 storage of the per-channel sums,
  *    loses the variance entirely there (E[d²] − E[d]² cancels 7 digits);
  *  - large offsets (1e4 ± 0.5), masked and not; a masked one with a small ε; one whose masked-out
- *    positions hold 1e7; 3e7 with a spread of
- *    a few units (float64 sums need their shift too);
+ *    positions hold 1e7; 3e7 with a spread of a few units (float64 sums need their shift too);
  *  - the gradient of the mean and variance outputs over 48000 values per channel (the issue's
  *    [1, 3] axes), where a shift that the tape differentiates cancels in float32.
  * Tolerances in |got − want|/(1 + |want|) unless said otherwise; measured errors beside each.
