@@ -139,7 +139,7 @@ describe('a backend is picked up by registering kernels under this package\'s na
   test('kernels registered without features (the base interface) get base inputs; the layer composes the rest around them', async () => {
     // Re-registered as a backend written for the base interface would register them: no `features`.
     const baseKernels = [BatchNormTrain, BatchNormTrainGrad, BatchNormInfer].map(kernelName =>
-      ({kernelName, backendName: '', kernelFunc: (tf.getKernel(kernelName, 'cpu') as tf.KernelConfig).kernelFunc}));
+      ({kernelName, kernelFunc: (tf.getKernel(kernelName, 'cpu') as tf.KernelConfig).kernelFunc}));
     await tf.setBackend(cpuCopy('bn-base', baseKernels));
     expect(kernelFeatures(BatchNormTrain, 'bn-base')).toEqual([]);
     // A feature declared false is not declared.

@@ -18,7 +18,7 @@ import {implementationFor} from '../src/ops/dispatch';
 import {MovingInputs, RenormInputs} from '../src/ops/renorm_ops';
 import {trainStep} from '../src/ops/train_step';
 import {checkCommon} from '../src/ops/validate';
-import {cpuCopy, describeEachPath, PathName, removeCpuCopies} from './support/backends';
+import {cpuCopy, describeEachPath, KernelForCopy, PathName, removeCpuCopies} from './support/backends';
 import {maxRelativeError} from './support/golden';
 import {refMovingUpdateFloat32} from './support/reference';
 import {refRenormUpdate} from './support/reference_variants';
@@ -229,12 +229,12 @@ const FEATURE_PARTS: Record<BatchNormFeature, {inputs: string[]; attrs: string[]
  * the base inputs and attributes and those of its features, nothing else (what it is given beyond
  * them is dropped before it runs).
  */
-function limitedKernel(kernelName: string, backendName: string, features: BatchNormFeature[]): BatchNormKernelConfig {
+function limitedKernel(kernelName: string, features: BatchNormFeature[]): KernelForCopy & Pick<BatchNormKernelConfig, 'features'> {
   const full = tf.getKernel(kernelName, 'cpu') as tf.KernelConfig;
   const dropped = (Object.keys(FEATURE_PARTS) as BatchNormFeature[]).filter(f => !features.includes(f)).map(f => FEATURE_PARTS[f]);
   const keep = (record: object, which: 'inputs' | 'attrs') =>
     Object.fromEntries(Object.entries(record).filter(([key]) => !dropped.some(parts => parts[which].includes(key))));
-  return {kernelName, backendName, features: Object.fromEntries(features.map(f => [f, true])),
+  return {kernelName, features: Object.fromEntries(features.map(f => [f, true])),
     kernelFunc: ({inputs, backend, attrs}) =>
       full.kernelFunc({inputs: keep(inputs, 'inputs') as tf.NamedTensorInfoMap, backend, attrs: keep(attrs ?? {}, 'attrs') as tf.NamedAttrMap})};
 }
@@ -244,8 +244,8 @@ function limitedKernel(kernelName: string, backendName: string, features: BatchN
  * missing (null) or declares `grad` (limitedKernel).
  */
 function limitedBackend(name: string, train: BatchNormFeature[], grad: BatchNormFeature[] | null): string {
-  const trainKernel = limitedKernel(BatchNormTrain, name, train);
-  return grad == null ? cpuCopy(name, [trainKernel], [BatchNormTrainGrad]) : cpuCopy(name, [trainKernel, limitedKernel(BatchNormTrainGrad, name, grad)]);
+  const trainKernel = limitedKernel(BatchNormTrain, train);
+  return grad == null ? cpuCopy(name, [trainKernel], [BatchNormTrainGrad]) : cpuCopy(name, [trainKernel, limitedKernel(BatchNormTrainGrad, grad)]);
 }
 
 const ALL_FEATURES: BatchNormFeature[] = ['flexibleParams', 'movingUpdate', 'renorm', 'ghosts'];

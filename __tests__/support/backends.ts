@@ -108,12 +108,15 @@ export function withForcedComposite<T>(forced: boolean, f: () => T): T {
   return withFlag(FORCE_COMPOSITE_FLAG, forced, f);
 }
 
+/** A kernel config for a test backend: cpuCopy registers it under the backend's name. */
+export type KernelForCopy = Omit<tf.KernelConfig, 'backendName'>;
+
 /**
  * Registers, once, the test backend `name`: a copy of cpu with every kernel cpu has, then `kernels`
  * registered for it in place of cpu's under the same names (a backend that registers its own kernels
  * under this package's names), and the kernels named in `without` unregistered. Returns `name`.
  */
-export function cpuCopy(name: string, kernels: tf.KernelConfig[] = [], without: string[] = []): string {
+export function cpuCopy(name: string, kernels: KernelForCopy[] = [], without: string[] = []): string {
   if (tf.findBackend(name) != null) return name;
   tf.registerBackend(name, () => new MathBackendCPU());
   tf.copyRegisteredKernels('cpu', name);
